@@ -1,0 +1,105 @@
+"""Where a ComfyUI server is and how to authenticate to it (parsed from the provider credentials)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+from .errors import InputError
+
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """One ComfyUI server. `base_url` has no trailing slash and keeps an `/api` prefix if given."""
+
+    base_url: str
+    token: str = ""
+    extra_headers: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+    @property
+    def label(self) -> str:
+        """The server as users know it, without credentials or query."""
+        parts = urlsplit(self.base_url)
+        return urlunsplit((parts.scheme, parts.hostname + (f":{parts.port}" if parts.port else ""),
+                           parts.path, "", ""))
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def ws_url(self, client_id: str) -> str:
+        parts = urlsplit(self.base_url)
+        scheme = "wss" if parts.scheme == "https" else "ws"
+        return urlunsplit((scheme, parts.netloc, parts.path + "/ws", f"clientId={client_id}", ""))
+
+    def headers(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        if self.token:
+            out["Authorization"] = f"Bearer {self.token}"
+        for name, value in self.extra_headers:
+            out[name] = value
+        return out
+
+    def secrets(self) -> list[str]:
+        """Values that must never appear in any text we produce."""
+        vals = [self.token] if self.token else []
+        vals += [v for _, v in self.extra_headers if v]
+        parts = urlsplit(self.base_url)
+        if parts.password:
+            vals.append(parts.password)
+        return vals
+
+
+def parse_base_url(raw: str) -> str:
+    text = (raw or "").strip()
+    if not text:
+        raise InputError("The ComfyUI URL is empty. Enter the address of your ComfyUI server, "
+                         "for example http://127.0.0.1:8188.",
+                         message_zh="ComfyUI 地址为空。请填写 ComfyUI 服务器地址，例如 http://127.0.0.1:8188。")
+    if "://" not in text:
+        text = "http://" + text
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InputError(f"'{raw.strip()}' is not an http(s) URL. Use a form like http://host:8188.",
+                         message_zh=f"“{raw.strip()}” 不是 http(s) 地址，请使用 http://主机:8188 这样的形式。")
+    try:
+        parts.port
+    except ValueError:
+        raise InputError(f"The port in '{raw.strip()}' is not a number.",
+                         message_zh=f"“{raw.strip()}” 中的端口不是数字。") from None
+    path = parts.path.rstrip("/")
+    # Users paste the UI address with a trailing "/" or "/api"; both are the same API root.
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def parse_extra_header(raw: str) -> tuple[tuple[str, str], ...]:
+    """'Name: value' (one per line) → header pairs. Rejects malformed lines with a clear message."""
+    pairs = []
+    for line in (raw or "").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        name, sep, value = line.partition(":")
+        name, value = name.strip(), value.strip()
+        if not sep or not _HEADER_NAME.match(name) or not value:
+            raise InputError("The extra header must look like 'Name: value', for example "
+                             "'X-Api-Key: abc123'.",
+                             message_zh="额外请求头的格式应为“名称: 值”，例如“X-Api-Key: abc123”。")
+        pairs.append((name, value))
+    return tuple(pairs)
+
+
+def parse_servers(base_urls: str, token: str = "", extra_header: str = "") -> list[ServerConfig]:
+    """One or several servers (comma or newline separated), sharing the same auth."""
+    headers = parse_extra_header(extra_header)
+    items = [u for u in re.split(r"[,\n\r]+", base_urls or "") if u.strip()]
+    if not items:
+        parse_base_url("")  # raises the "empty" message
+    seen: list[str] = []
+    for item in items:
+        url = parse_base_url(item)
+        if url not in seen:
+            seen.append(url)
+    return [ServerConfig(url, (token or "").strip(), headers) for url in seen]

@@ -1,0 +1,88 @@
+"""From a history entry to downloaded files.
+
+Every list of `{filename, subfolder, type}` dicts under an output node counts as files,
+whatever its key (`images`, `gifs`, `audio`, `videos`, `latents`, 3D, custom nodes' keys).
+`text` lists are text outputs. Temp previews are included: BizyAir graphs often end in
+PreviewImage only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any
+
+from .client import ComfyClient
+from .errors import BridgeError
+from .media import classify, is_unsafe_path, output_name
+from .models import OutputFile, OutputRef
+
+
+def _node_order(node_id: str) -> tuple:
+    parts = node_id.replace(":", ".").split(".")
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts)
+
+
+def collect_refs(outputs: dict[str, Any]) -> tuple[list[OutputRef], list[str]]:
+    """(file refs, texts) of a history `outputs` dict, de-duplicated, in node order."""
+    refs: list[OutputRef] = []
+    texts: list[str] = []
+    seen: set[tuple[str, str, str]] = set()
+    for node_id in sorted((outputs or {}), key=lambda n: _node_order(str(n))):
+        node_out = outputs[node_id]
+        if not isinstance(node_out, dict):
+            continue
+        animated = node_out.get("animated") or []
+        for key, items in node_out.items():
+            if not isinstance(items, list):
+                continue
+            if key == "text":
+                texts.extend(str(t) for t in items if isinstance(t, (str, int, float)))
+                continue
+            for index, item in enumerate(items):
+                if not isinstance(item, dict) or not item.get("filename"):
+                    continue
+                ref = OutputRef(node_id=str(node_id), filename=str(item["filename"]),
+                                subfolder=str(item.get("subfolder") or ""), type=str(item.get("type") or "output"),
+                                key=key, animated=bool(animated[index]) if index < len(animated) else False)
+                if ref.identity not in seen:
+                    seen.add(ref.identity)
+                    refs.append(ref)
+    return refs, texts
+
+
+def download(client: ComfyClient, refs: list[OutputRef], prompt_id: str, deadline: float,
+             max_bytes: int) -> tuple[list[OutputFile], list[tuple[OutputRef, str]]]:
+    """Download every ref. Returns (files, [(ref, reason) for the ones that failed]).
+    One failed file never loses the others."""
+    files: list[OutputFile] = []
+    failed: list[tuple[OutputRef, str]] = []
+    hashes: set[str] = set()
+    counters: dict[str, int] = {}
+    for ref in refs:
+        if is_unsafe_path(ref.filename, ref.subfolder):
+            failed.append((ref, f"refused the unsafe output name '{ref.filename}'"))
+            continue
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            failed.append((ref, "not downloaded: the time limit was reached"))
+            continue
+        try:
+            data, ctype = client.view(ref, max_bytes=max_bytes, limit=remaining)
+        except BridgeError as exc:
+            failed.append((ref, exc.message))
+            continue
+        digest = hashlib.sha256(data).hexdigest()
+        if digest in hashes:
+            continue  # the same bytes shown by two output nodes (e.g. Save and Preview of a cached image)
+        hashes.add(digest)
+        files.append(make_file(ref, data, ctype, prompt_id, counters))
+    return files, failed
+
+
+def make_file(ref: OutputRef, data: bytes, content_type: str, prompt_id: str,
+              counters: dict[str, int]) -> OutputFile:
+    mime, kind = classify(ref.filename, content_type)
+    counters[ref.node_id] = counters.get(ref.node_id, 0) + 1
+    name = output_name(prompt_id, ref.node_id, counters[ref.node_id], ref.filename, mime)
+    return OutputFile(ref=ref, data=data, mime_type=mime, kind=kind, name=name)

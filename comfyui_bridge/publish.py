@@ -1,0 +1,96 @@
+"""Upload a run's output files to a Storage, one result per file.
+
+Publishing never raises for a failed file: the tool must still be able to hand the files
+themselves to the user, with a readable reason why the link is missing. Once the storage shows
+it is unusable for everyone (bad credentials, missing bucket, unreachable), the remaining files
+are not attempted again; they get the same reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .errors import BridgeError, StorageError
+from .models import OutputFile
+from .scrub import one_line
+from .storage import Storage
+from .storage.keys import extension_for, object_key
+
+# Errors after which another file would fail the same way.
+_FATAL = {"storage_auth", "storage_forbidden", "storage_bucket_missing", "storage_unreachable",
+          "storage_config"}
+
+
+@dataclass
+class PublishResult:
+    """The outcome for one file: `url`/`key`/`etag` when stored, else `error` (scrubbed)."""
+
+    name: str                  # the file's own (our) name, e.g. <prompt_id>_<node>_<n>.png
+    node_id: str
+    size: int
+    mime_type: str
+    key: str = ""
+    url: str = ""
+    etag: str = ""              # without quotes
+    error: str = ""
+    error_zh: str = ""
+    error_code: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "node_id": self.node_id, "size": self.size,
+                               "mime_type": self.mime_type}
+        if self.ok:
+            out.update(key=self.key, url=self.url, etag=self.etag)
+        else:
+            out.update(key=self.key, error=self.error, error_code=self.error_code)
+        return out
+
+
+def plan_keys(files: Sequence[OutputFile], *, prefix: str, prompt_id: str,
+              when: datetime | None = None) -> list[str]:
+    """One key per file: `<prefix><yyyy>/<mm>/<dd>/<prompt_id>_<node>_<n>.<ext>`, where n counts
+    the node's files from 0 in list order."""
+    seen: dict[str, int] = {}
+    keys = []
+    for f in files:
+        n = seen.get(f.node_id, 0)
+        seen[f.node_id] = n + 1
+        keys.append(object_key(prefix, prompt_id, f.node_id, n, extension_for(f.mime_type, f.name), when))
+    return keys
+
+
+def publish(storage: Storage, files: Sequence[OutputFile], *, prompt_id: str,
+            when: datetime | None = None, secrets: Sequence[str] = ()) -> list[PublishResult]:
+    """Upload every file (Storage.upload does the bounded retries). Returns results in file order."""
+    keys = plan_keys(files, prefix=storage.prefix, prompt_id=prompt_id, when=when)
+    results: list[PublishResult] = []
+    fatal: BridgeError | None = None
+    for f, key in zip(files, keys):
+        res = PublishResult(name=f.name, node_id=str(f.node_id), size=f.size, mime_type=f.mime_type, key=key)
+        if fatal is not None:
+            _fail(res, fatal, secrets)
+        else:
+            try:
+                up = storage.upload(key, f.data, f.mime_type)
+                res.url, res.etag, res.size, res.mime_type = up.url, up.etag, up.size, up.mime_type
+            except BridgeError as exc:
+                _fail(res, exc, secrets)
+                if exc.code in _FATAL:
+                    fatal = exc
+            except Exception as exc:  # a storage bug must not cost the user their files
+                _fail(res, StorageError(f"Upload failed: {type(exc).__name__}: {exc}"), secrets)
+        results.append(res)
+    return results
+
+
+def _fail(res: PublishResult, exc: BridgeError, secrets: Sequence[str]) -> None:
+    res.error = one_line(exc.message, 400, secrets=secrets)
+    res.error_zh = one_line(exc.message_zh, 400, secrets=secrets)
+    res.error_code = exc.code
