@@ -84,7 +84,8 @@ def diagnose(client: ComfyClient, server_mode_key_configured: bool = False,
     if not installed:
         return _plain_comfyui(client, label, version, detail, server_mode_key_configured, limit)
 
-    status = _user_info_status(client, limit)
+    check_limit = KEY_CHECK_TIMEOUT if limit is None else min(limit, KEY_CHECK_TIMEOUT)
+    status = _user_info_status(client, check_limit)
     detail["user_info_status"] = status
     if status == 200:
         return Diagnosis(label, version, True, KEY_VALID, True,
@@ -93,10 +94,10 @@ def diagnose(client: ComfyClient, server_mode_key_configured: bool = False,
     if status == "timeout":
         return Diagnosis(
             label, version, True, KEY_INVALID_OR_OFFLINE, False,
-            f"BizyAir at {label} did not finish its key check within {KEY_CHECK_TIMEOUT:.0f} s: the "
+            f"BizyAir at {label} did not finish its key check within {check_limit:g} s: the "
             "container's connection to the BizyAir cloud (api.bizyair.cn) seems to hang, and runs "
             "would hang too. Check the container's outbound network or proxy.",
-            f"{label} 上的 BizyAir 在 {KEY_CHECK_TIMEOUT:.0f} 秒内未完成密钥检查：容器到 BizyAir 云端"
+            f"{label} 上的 BizyAir 在 {check_limit:g} 秒内未完成密钥检查：容器到 BizyAir 云端"
             "（api.bizyair.cn）的连接似乎卡住了，运行也会卡住。请检查容器的出站网络或代理。", detail)
 
     server_mode = _server_mode(client, limit)
@@ -116,9 +117,10 @@ def diagnose(client: ComfyClient, server_mode_key_configured: bool = False,
 
 def _plain_comfyui(client: ComfyClient, label: str, version: str, detail: dict,
                    key_configured: bool, limit: float | None) -> Diagnosis:
-    message = (f"ComfyUI {version} at {label} is plain ComfyUI, no BizyAir nodes: workflows with "
-               "BizyAir nodes will not run there, other workflows will.").replace("ComfyUI  ", "ComfyUI ")
-    message_zh = f"{label} 上是普通 ComfyUI（{version}），没有 BizyAir 节点：含 BizyAir 节点的工作流无法在此运行，其他工作流可以。"
+    named = f"ComfyUI {version}" if version else "ComfyUI"
+    message = (f"{named} at {label} is plain ComfyUI, no BizyAir nodes: workflows with BizyAir "
+               "nodes will not run there, other workflows will.")
+    message_zh = f"{label} 上是普通 ComfyUI，没有 BizyAir 节点：含 BizyAir 节点的工作流无法在此运行，其他工作流可以。"
     # bizyengine/misc/auth.py registers /bizyair/get_api_key before the rest of the package is
     # imported, so the route answering while no class loaded means a broken install, not "absent".
     if _route_exists(client, "/bizyair/get_api_key", limit):
@@ -174,11 +176,10 @@ def _routes_missing(label: str, version: str, detail: dict, key_configured: bool
     return Diagnosis(label, version, True, KEY_NOT_LOADED_OR_SERVER_MODE, ok, message, message_zh, detail)
 
 
-def _user_info_status(client: ComfyClient, limit: float | None) -> int | str:
+def _user_info_status(client: ComfyClient, limit: float) -> int | str:
     """HTTP status of GET /bizyair/user/info (200 only with body code 20000), or "timeout"."""
-    probe_limit = KEY_CHECK_TIMEOUT if limit is None else min(limit, KEY_CHECK_TIMEOUT)
     try:
-        resp = client.request("GET", "/bizyair/user/info", limit=probe_limit)
+        resp = client.request("GET", "/bizyair/user/info", limit=limit)
     except AuthRejected as exc:
         # The client treats 401 as "proxy wants a token"; here it is BizyAir's answer (the
         # /system_stats call before went through, so the proxy, if any, let us in).
@@ -197,7 +198,10 @@ def _user_info_status(client: ComfyClient, limit: float | None) -> int | str:
     except ValueError:
         return "unreadable 200"
     code = body.get("code") if isinstance(body, dict) else None
-    return 200 if code == 20000 else f"200 code {code!r}"[:40]
+    if code == 20000:
+        return 200
+    # Only a number is repeated: any text from the container could carry a key.
+    return f"200 with code {code}" if isinstance(code, int) else "200 without a code"
 
 
 def _server_mode(client: ComfyClient, limit: float | None) -> bool | None:
@@ -219,8 +223,6 @@ def _route_exists(client: ComfyClient, path: str, limit: float | None) -> bool:
     probe_limit = ROUTE_PROBE_TIMEOUT if limit is None else min(limit, ROUTE_PROBE_TIMEOUT)
     try:
         resp = client.request("GET", path, limit=probe_limit)
-    except AuthRejected:
-        return True
     except BridgeError:
         return False
     # aiohttp's own 404 has an empty body; BizyAir's "no key" 404 says so in text.
@@ -396,7 +398,6 @@ def explain_failure(node_type: str, exception_type: str, exception_message: str,
         return None
     code = _error_code(raw)
     kind = _classify(node_type, exc_type, raw, code)
-    where = f"BizyAir node {one_line(node_type, 80, secrets)}"
     detail: dict[str, Any] = {"node_type": one_line(node_type, 80, secrets),
                               "exception_type": one_line(exc_type, 120, secrets),
                               "kind": kind.name, "text": one_line(raw, 200, secrets)}
@@ -411,7 +412,7 @@ def explain_failure(node_type: str, exception_type: str, exception_message: str,
             en += f" (BizyAir said: {short})"
             zh += f"（BizyAir 返回：{short}）"
     suffix = f" [code {code}]" if code is not None else ""
-    return (f"{where} failed: {en}{suffix}", f"BizyAir 节点 {detail['node_type']} 失败：{zh}{suffix}", detail)
+    return (f"Node {detail['node_type']} failed: {en}{suffix}", f"节点 {detail['node_type']} 失败：{zh}{suffix}", detail)
 
 
 def _is_bizyair(node_type: str, exc_type: str, raw: str) -> bool:
@@ -457,7 +458,7 @@ def _deprecated(node_type: str) -> _Kind:
     use_en = f"the built-in '{instead}' workflow" if instead else "the built-in 'sdxl' or 'flux_dev' workflow"
     use_zh = f"内置的“{instead}”工作流" if instead else "内置的“sdxl”或“flux_dev”工作流"
     return _kind("deprecated",
-                 "this node was retired by BizyAir and always fails, whatever the key. Use a workflow "
+                 "BizyAir retired this node: it always fails, whatever the key. Use a workflow "
                  f"without it, for example {use_en}.",
                  f"该节点已被 BizyAir 停用，无论密钥如何都会失败。请改用不含该节点的工作流，例如{use_zh}。")
 

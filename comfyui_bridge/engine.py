@@ -19,7 +19,7 @@ from .media import classify, extension
 from .models import NodeFailure, OutputFile, OutputRef, Plan, RunRequest, RunResult
 from .nodeinfo import NodeInfo
 from .outputs import collect_refs, download, make_file
-from .plan import build_plan
+from .plan import build_plan, preflight
 from .run import Outcome, Progress, RunFollower, close_quietly, open_socket
 from .scrub import one_line
 
@@ -84,6 +84,7 @@ class Engine:
                 deadline: float, notify: Progress) -> RunResult:
         timings: dict[str, float] = {}
         nodeinfo = node_info(client)
+        preflight(request.workflow, request, nodeinfo)  # fail on bad input before uploading anything
         uploaded = self._upload_images(client, request, deadline)
         plan = build_plan(request.workflow, request, nodeinfo, uploaded)
         extra_data: dict[str, Any] = {}

@@ -31,7 +31,7 @@ PRIMITIVE_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN")
 COMBO = "COMBO"
 
 # Options the engine reads. Everything else (tooltips, step, display, ...) is dropped when trimming.
-KEPT_OPTIONS = ("default", "min", "max", "control_after_generate", "multiline", "image_upload",
+KEPT_OPTIONS = ("default", "min", "max", "control_after_generate", "multiline", "image_upload", "image_folder",
                 "audio_upload", "video_upload", "file_upload", "forceInput", "defaultInput",
                 "multiselect", "open")
 MAX_COMBO_CHOICES = 256

@@ -8,7 +8,6 @@ PreviewImage only.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from typing import Any
 
@@ -57,7 +56,6 @@ def download(client: ComfyClient, refs: list[OutputRef], prompt_id: str, deadlin
     One failed file never loses the others."""
     files: list[OutputFile] = []
     failed: list[tuple[OutputRef, str]] = []
-    hashes: set[str] = set()
     counters: dict[str, int] = {}
     for ref in refs:
         if is_unsafe_path(ref.filename, ref.subfolder):
@@ -72,10 +70,6 @@ def download(client: ComfyClient, refs: list[OutputRef], prompt_id: str, deadlin
         except BridgeError as exc:
             failed.append((ref, exc.message))
             continue
-        digest = hashlib.sha256(data).hexdigest()
-        if digest in hashes:
-            continue  # the same bytes shown by two output nodes (e.g. Save and Preview of a cached image)
-        hashes.add(digest)
         files.append(make_file(ref, data, ctype, prompt_id, counters))
     return files, failed
 

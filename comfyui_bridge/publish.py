@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from .errors import BridgeError, StorageError
@@ -56,12 +56,13 @@ class PublishResult:
 def plan_keys(files: Sequence[OutputFile], *, prefix: str, prompt_id: str,
               when: datetime | None = None) -> list[str]:
     """One key per file: `<prefix><yyyy>/<mm>/<dd>/<prompt_id>_<node>_<n>.<ext>`, where n counts
-    the node's files from 0 in list order."""
+    the node's files from 1 in list order — the same numbering as outputs.py's file names."""
+    when = when or datetime.now(timezone.utc)     # one date for the whole run
     seen: dict[str, int] = {}
     keys = []
     for f in files:
-        n = seen.get(f.node_id, 0)
-        seen[f.node_id] = n + 1
+        n = seen.get(f.node_id, 0) + 1
+        seen[f.node_id] = n
         keys.append(object_key(prefix, prompt_id, f.node_id, n, extension_for(f.mime_type, f.name), when))
     return keys
 

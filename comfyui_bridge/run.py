@@ -160,6 +160,8 @@ class RunFollower:
             self.on_progress("started", {})
         elif kind == "execution_cached":
             self.outcome.cached_nodes = [str(n) for n in data.get("nodes") or []]
+            if self.outcome.cached_nodes:
+                self.on_progress("cached", {"nodes": self.outcome.cached_nodes})
         elif kind == "executing":
             node = data.get("node")
             if node is None:

@@ -322,7 +322,7 @@ class Workflow:
     def resolve(self, spec: str) -> tuple[str, str | None]:
         """Find the node (and input) a user means by "<id>", "<id>.<input>", "<title>",
         "<title>.<input>", "<class_type>" or "<class_type>.<input>" (titles case-insensitive; a
-        class only when exactly one node has it). Raises InputError when nothing or several match."""
+        class only when exactly one node has it; "KSampler" also matches BizyAir_KSampler). Raises InputError when nothing or several match."""
         text = str(spec).strip()
         if not text:
             raise InputError("Empty node reference.", message_zh="节点引用为空。")
@@ -349,7 +349,8 @@ class Workflow:
         by_title = self.by_title(ref)
         if by_title:
             return by_title
-        return self.by_class(ref)
+        # "KSampler" also finds BizyAir_KSampler: BizyAir graphs mirror the native class names.
+        return self.by_class(ref) or self.by_class(f"BizyAir_{ref}")
 
     def _one(self, found: list[str], ref: str) -> str:
         if len(found) == 1:

@@ -20,10 +20,11 @@ from cos_fixture import (COS_AK, COS_REGION, COS_SECRETS, COS_SK, COS_TMP_AK, CO
 
 from comfyui_bridge.errors import InputError, StorageError
 from comfyui_bridge.models import OutputFile, OutputRef
+from comfyui_bridge.outputs import make_file
 from comfyui_bridge.publish import plan_keys, publish
 from comfyui_bridge.storage import Storage
 from comfyui_bridge.storage.cos import CosSettings, CosStorage
-from comfyui_bridge.storage.keys import extension_for, object_key, safe_id, sanitize_prefix
+from comfyui_bridge.storage.keys import extension_for, object_key, sanitize_prefix
 
 WRONG_SK = "wrongSecretKeyValue1234567890abcdef"
 WRONG_AK = "AKIDwrongSecretIdValue1234567890ab"
@@ -62,7 +63,7 @@ def output(node: str, data: bytes = PNG, mime: str = "image/png", name: str = ""
     ref = OutputRef(node_id=node, filename="ComfyUI_00001_.png", subfolder="user dir", type="output",
                     key="images")
     return OutputFile(ref=ref, data=data, mime_type=mime, kind="image",
-                      name=name or f"p1_{node}_0.{extension_for(mime)}")
+                      name=name or f"p1_{node}_1.{extension_for(mime)}")
 
 
 def closed_port() -> int:
@@ -95,23 +96,31 @@ def test_prefix_is_sanitized(raw, expected):
 
 
 def test_node_ids_and_extensions_are_reduced_to_safe_characters():
-    assert safe_id("12:3") == "12-3"
-    assert safe_id("../../x") == "x"
     assert extension_for("image/png") == "png"
     assert extension_for("image/jpeg") == "jpg"
     assert extension_for("video/mp4", "p_9_0.MP4") == "mp4"
     assert extension_for("application/octet-stream", "p_9_0.latent") == "latent"
     assert extension_for("application/x-unknown-thing") == "bin"
     assert extension_for("image/png", "weird.p/n g") == "png"     # our name's ext is not sane: use mime
-    assert object_key("comfyui/", "p", "a b/../c", 1, "../PNG", WHEN) == "comfyui/2025/03/04/p_a-b-c_1.png"
+    assert object_key("comfyui/", "p", "a b/../c", 1, "../PNG", WHEN) == "comfyui/2025/03/04/p_a_b_c_1.png"
 
 
 def test_planned_keys_count_per_node_and_ignore_comfyui_names():
     files = [output("9"), output("9", mime="image/webp"), output("12:3", mime="video/mp4")]
     keys = plan_keys(files, prefix="out/", prompt_id="run-1", when=WHEN)
-    assert keys == ["out/2025/03/04/run-1_9_0.png", "out/2025/03/04/run-1_9_1.webp",
-                    "out/2025/03/04/run-1_12-3_0.mp4"]
+    assert keys == ["out/2025/03/04/run-1_9_1.png", "out/2025/03/04/run-1_9_2.webp",
+                    "out/2025/03/04/run-1_12_3_1.mp4"]
     assert not any("ComfyUI" in k or "user" in k for k in keys)
+
+
+def test_key_names_match_the_output_file_names():
+    counters: dict[str, int] = {}
+    refs = [OutputRef("9", "ComfyUI_00001_.png", "", "output", "images"),
+            OutputRef("9", "ComfyUI_00002_.png", "", "output", "images"),
+            OutputRef("12:3", "clip_00001.mp4", "", "output", "gifs")]
+    files = [make_file(ref, PNG, "", "5b1f-e2", counters) for ref in refs]
+    keys = plan_keys(files, prefix="comfyui/", prompt_id="5b1f-e2", when=WHEN)
+    assert [k.rsplit("/", 1)[1] for k in keys] == [f.name for f in files]
 
 
 # ---- settings ---------------------------------------------------------------------------------
@@ -170,6 +179,13 @@ def test_malformed_values_are_explained(field, value, words):
         CosSettings.from_credentials(full_creds(**{field: value}))
     assert words in info.value.message
     assert info.value.detail["field"] == field
+    assert_clean_error(info.value)
+
+
+def test_a_secret_pasted_into_the_wrong_field_is_not_echoed():
+    with pytest.raises(InputError) as info:
+        CosSettings.from_credentials(full_creds(cos_bucket=COS_SK))
+    assert "cos_bucket '[redacted]' must be the full bucket name" in info.value.message
     assert_clean_error(info.value)
 
 
@@ -298,7 +314,7 @@ def test_5xx_then_success_is_retried(cos_server, cos_bucket, cos_credentials):
     cos_server.fail_next(2, status=503)
     [res] = publish(storage, [output("9")], prompt_id="run-1", when=WHEN)
     assert res.ok, res.error
-    assert res.key == "comfyui/2025/03/04/run-1_9_0.png"
+    assert res.key == "comfyui/2025/03/04/run-1_9_1.png"
     assert res.etag == hashlib.md5(PNG).hexdigest()
     assert sleeps == [0.3, 0.6]
 
@@ -309,8 +325,8 @@ def test_publish_reports_a_failed_file_and_goes_on(cos_server, cos_bucket, cos_c
     first, second = publish(storage, [output("9"), output("10")], prompt_id="run-2", when=WHEN)
     assert not first.ok and first.error_code == "storage_unavailable"
     assert "HTTP 503" in first.error and "Try again later" in first.error
-    assert first.to_dict()["key"] == "comfyui/2025/03/04/run-2_9_0.png" and "url" not in first.to_dict()
-    assert second.ok and second.url.endswith("/comfyui/2025/03/04/run-2_10_0.png")
+    assert first.to_dict()["key"] == "comfyui/2025/03/04/run-2_9_1.png" and "url" not in first.to_dict()
+    assert second.ok and second.url.endswith("/comfyui/2025/03/04/run-2_10_1.png")
     assert_clean(first.to_dict(), first.error_zh, second.to_dict())
 
 

@@ -10,8 +10,6 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from dify_plugin.entities.tool import ToolInvokeMessage
-
 from comfyui_bridge.engine import Engine
 from comfyui_bridge.errors import BridgeError
 from comfyui_bridge.models import OutputFile, RunRequest, RunResult
@@ -19,7 +17,8 @@ from comfyui_bridge.publish import publish
 from comfyui_bridge.scrub import one_line, scrub
 from comfyui_bridge.storage import Storage
 
-Messages = Generator[ToolInvokeMessage, None, None]
+Messages = Generator[Any, None, None]  # ToolInvokeMessage; dify_plugin is not imported here
+# (importing it monkey-patches the process with gevent: keep this module usable by tests).
 
 
 class ToolRunError(Exception):
@@ -97,6 +96,8 @@ def progress_line(kind: str, data: dict[str, Any]) -> str:
         return "Queued on ComfyUI\n"
     if kind == "queued":
         return f"Waiting in queue (position {data.get('position')})\n"
+    if kind == "cached":
+        return f"{len(data.get('nodes') or [])} node(s) served from ComfyUI's cache\n"
     if kind == "started":
         return "Running\n"
     if kind == "node":
@@ -218,7 +219,7 @@ def messages(tool: Any, report: Report, stream_progress: Callable[[], None] | No
 
 
 def run_and_deliver(tool: Any, engine: Engine, storage: Storage | None, request: RunRequest, options: Any,
-                    secrets: list[str]) -> Generator[ToolInvokeMessage, None, None]:
+                    secrets: list[str]) -> Messages:
     """Shared by both tools: run (streaming progress if asked), upload, yield messages."""
     error: BridgeError | None = None
     result = None

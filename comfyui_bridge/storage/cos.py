@@ -60,7 +60,6 @@ _AUTH_KEY_CODES = {"SignatureDoesNotMatch"}
 _TOKEN_CODES = {"ExpiredToken", "InvalidToken", "TokenExpired", "InvalidSecurityToken"}
 _CLOCK_CODES = {"RequestTimeTooSkewed"}
 _MISSING_CODES = {"NoSuchBucket", "NoSuchResource"}
-_DENIED_CODES = {"AccessDenied", "Unknown", ""}
 
 
 # ---- settings ---------------------------------------------------------------------------------
@@ -102,13 +101,19 @@ class CosSettings:
             if any(ch.isspace() for ch in val[name]):
                 raise _config_error(f"{name} contains spaces or line breaks; paste it again as one word.",
                                     f"{name} 中含有空格或换行，请重新粘贴。", name)
-        region = _parse_region(val["cos_region"])
-        bucket = _parse_bucket(val["cos_bucket"], region)
-        return cls(region=region, secret_id=val["cos_secret_id"], secret_key=val["cos_secret_key"],
-                   bucket=bucket, token=val["cos_token"], prefix=sanitize_prefix(val["cos_prefix"]),
-                   url_mode=_parse_url_mode(val["cos_url_mode"]),
-                   url_expires=_parse_expires(val["cos_url_expires"]),
-                   domain=_parse_domain(val["cos_domain"]), endpoint=_parse_endpoint(val["cos_endpoint"]))
+        try:
+            region = _parse_region(val["cos_region"])
+            return cls(region=region, secret_id=val["cos_secret_id"], secret_key=val["cos_secret_key"],
+                       bucket=_parse_bucket(val["cos_bucket"], region), token=val["cos_token"],
+                       prefix=sanitize_prefix(val["cos_prefix"]),
+                       url_mode=_parse_url_mode(val["cos_url_mode"]),
+                       url_expires=_parse_expires(val["cos_url_expires"]),
+                       domain=_parse_domain(val["cos_domain"]), endpoint=_parse_endpoint(val["cos_endpoint"]))
+        except InputError as exc:
+            # Messages quote the bad value; a secret pasted into the wrong field must not show.
+            secrets = [val[n] for n in ("cos_secret_id", "cos_secret_key", "cos_token") if val[n]]
+            raise InputError(_redact(exc.message, secrets), message_zh=_redact(exc.message_zh, secrets),
+                             detail=exc.detail, code=exc.code) from None
 
     @property
     def host(self) -> str:
@@ -127,6 +132,12 @@ class CosSettings:
 
 def _text(value: Any) -> str:
     return "" if value is None else str(value).strip()
+
+
+def _redact(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "[redacted]")
+    return text
 
 
 def _config_error(message: str, message_zh: str, name: str) -> InputError:
@@ -236,7 +247,8 @@ def transport_config(settings: CosSettings, timeout=TIMEOUT) -> CosConfig:
     extra: dict[str, Any] = {}
     if settings.endpoint:
         parts = urlsplit(settings.endpoint)
-        extra = {"IP": parts.hostname, "Port": parts.port, "Scheme": parts.scheme}
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname   # IPv6 literal
+        extra = {"IP": host, "Port": parts.port, "Scheme": parts.scheme}
     return CosConfig(Region=settings.region, SecretId=settings.secret_id, SecretKey=settings.secret_key,
                      Token=settings.token or None, Timeout=timeout, **extra)
 

@@ -13,10 +13,11 @@ import mimetypes
 import re
 from datetime import datetime, timezone
 
+from ..media import safe_id   # the same id rule as OutputFile.name, so keys match file names
+
 DEFAULT_PREFIX = "comfyui/"
 
 _SEGMENT_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 _EXT_UNSAFE = re.compile(r"[^a-z0-9]+")
 _MAX_EXT = 10
 
@@ -63,12 +64,6 @@ def sanitize_prefix(raw: str | None) -> str:
     return "".join(s + "/" for s in segments)
 
 
-def safe_id(raw: object, fallback: str = "x") -> str:
-    """An id reduced to [A-Za-z0-9_-] (node ids like '12:3' in subgraphs become '12-3')."""
-    text = _ID_UNSAFE.sub("-", str(raw)).strip("-")
-    return text[:64] or fallback
-
-
 def extension_for(mime_type: str, filename: str = "") -> str:
     """Lower-case alphanumeric extension: from our own file name if it has a sane one, else
     from the mime type, else 'bin'."""
@@ -90,10 +85,11 @@ def _clean_ext(raw: str) -> str:
 
 def object_key(prefix: str, prompt_id: str, node_id: object, n: int, ext: str,
                when: datetime | None = None) -> str:
-    """`<prefix><yyyy>/<mm>/<dd>/<prompt_id>_<node>_<n>.<ext>`; `when` defaults to now (UTC)."""
+    """`<prefix><yyyy>/<mm>/<dd>/<prompt_id>_<node>_<n>.<ext>`; `when` defaults to now (UTC).
+    `prefix` is used as given once sanitized ("" means no prefix, unlike sanitize_prefix(""))."""
     when = when or datetime.now(timezone.utc)
     if when.tzinfo is not None:
         when = when.astimezone(timezone.utc)
     ext = _clean_ext(ext) or "bin"
-    name = f"{safe_id(prompt_id, 'run')}_{safe_id(node_id)}_{int(n)}.{ext}"
+    name = f"{safe_id(prompt_id)}_{safe_id(node_id)}_{int(n)}.{ext}"
     return f"{sanitize_prefix(prefix) if prefix else ''}{when:%Y/%m/%d}/{name}"

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Regenerate examples/comfyui_bizyair_chatflow.yml from the tool YAML and the manifest.
+
+    python scripts/make_example_dsl.py
+
+Run it after changing tools/comfyui_workflow.yaml or the manifest version; tests/test_examples.py
+fails until the example matches. The flow is the one users migrate from (Start with a prompt and a
+workflow file → HTTP request to a FastAPI wrapper → code node → Answer), with the plugin's tool
+node in place of the last three, in the format Dify exports (DSL 0.3.1, tool_node_version 2).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "examples" / "comfyui_bizyair_chatflow.yml"
+START, TOOL, ANSWER, NOTE = "1764115200001", "1764115200002", "answer", "1764115200009"
+LANGS = ("en_US", "ja_JP", "pt_BR", "zh_Hans")
+NOTE_TEXT = (
+    "ComfyUI BizyAir example. 1) Install the comfyui_bizyair plugin and authorize it with your ComfyUI URL "
+    "(from Docker: http://host.docker.internal:8188); the COS fields are optional. 2) Run: type a prompt and "
+    "attach your workflow (.json; ComfyUI Workflow → Export (API) is best). The answer shows the images.\n"
+    "示例：先安装 comfyui_bizyair 插件并填写 ComfyUI 地址完成授权（COS 可选）；运行时输入提示词并上传工作流 JSON 文件，"
+    "回复中会直接显示生成的图片。")
+
+
+def _package_identifier(manifest: dict) -> str:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import build_pkg
+
+    with tempfile.TemporaryDirectory() as out:
+        checksum = build_pkg.build(ROOT, Path(out)).checksum
+    return f"{manifest['author']}/{manifest['name']}:{manifest['version']}@{checksum}"
+
+
+def _i18n(value: dict | None) -> dict | None:
+    return None if value is None else {lang: value.get(lang, value["en_US"]) for lang in LANGS}
+
+
+def _param_schema(p: dict) -> dict:
+    """A parameter as Dify caches it in the node (`paramSchemas`)."""
+    return {
+        "auto_generate": None, "default": p.get("default"), "form": p["form"],
+        "human_description": _i18n(p["human_description"]), "label": _i18n(p["label"]),
+        "llm_description": p.get("llm_description", ""), "max": p.get("max"), "min": p.get("min"),
+        "name": p["name"], "options": p.get("options", []), "placeholder": _i18n(p.get("placeholder")),
+        "precision": p.get("precision"), "required": p.get("required", False), "scope": None,
+        "template": None, "type": p["type"],
+    }
+
+
+def _mixed(value: str) -> dict:
+    return {"type": "mixed", "value": value}
+
+
+def _constant(value) -> dict:
+    return {"type": "constant", "value": value}
+
+
+def _placed(node: dict, x: int, y: int, height: int, width: int = 244) -> dict:
+    return {**node, "height": height, "position": {"x": x, "y": y}, "positionAbsolute": {"x": x, "y": y},
+            "selected": False, "sourcePosition": "right", "targetPosition": "left", "width": width}
+
+
+def _note_json(text: str) -> str:
+    paragraphs = [{"children": [{"detail": 0, "format": 0, "mode": "normal", "style": "", "text": line,
+                                 "type": "text", "version": 1}],
+                   "direction": "ltr", "format": "", "indent": 0, "type": "paragraph", "version": 1,
+                   "textFormat": 0} for line in text.split("\n")]
+    return json.dumps({"root": {"children": paragraphs, "direction": "ltr", "format": "", "indent": 0,
+                                "type": "root", "version": 1}}, ensure_ascii=False)
+
+
+def _nodes(tool: dict, manifest: dict, ident: str) -> list[dict]:
+    provider_id = f"{manifest['author']}/{manifest['name']}/{manifest['name']}"
+    start = {"id": START, "type": "custom", "data": {
+        "desc": "", "selected": False, "title": "Start", "type": "start", "variables": [
+            {"label": "Prompt", "max_length": 2000, "options": [], "required": True, "type": "paragraph",
+             "variable": "prompt"},
+            {"allowed_file_extensions": [".json"], "allowed_file_types": ["custom"],
+             "allowed_file_upload_methods": ["local_file", "remote_url"], "label": "ComfyUI workflow (.json)",
+             "max_length": 5, "options": [], "required": True, "type": "file", "variable": "workflow"}]}}
+    tool_node = {"id": TOOL, "type": "custom", "data": {
+        "desc": "", "is_team_authorization": True, "output_schema": tool["output_schema"],
+        "paramSchemas": [_param_schema(p) for p in tool["parameters"]],
+        "params": {p["name"]: "" for p in tool["parameters"] if p["form"] == "llm"},
+        "plugin_unique_identifier": ident, "provider_id": provider_id, "provider_name": provider_id,
+        "provider_type": "builtin", "selected": False, "title": "Run ComfyUI workflow",
+        # Builder settings (form parameters): the workflow file comes from the Start node.
+        "tool_configurations": {
+            "workflow": {"type": "variable", "value": [START, "workflow"]},
+            "workflow_json": _mixed(""), "prompt_node": _mixed(""), "negative_node": _mixed(""),
+            "seed": _constant(None), "overrides": _mixed(""), "image_nodes": _mixed(""),
+            "timeout": _constant(240), "max_blob_mb": _constant(15), "progress": _constant(False)},
+        "tool_description": tool["description"]["llm"],
+        "tool_label": tool["identity"]["label"]["en_US"], "tool_name": tool["identity"]["name"],
+        "tool_node_version": "2",
+        # LLM-form parameters, filled from the Start node here.
+        "tool_parameters": {"prompt": _mixed(f"{{{{#{START}.prompt#}}}}"),
+                            "negative_prompt": _mixed("blurry, lowres, watermark, text")},
+        "type": "tool"}}
+    answer = {"id": ANSWER, "type": "custom", "data": {
+        "answer": f"{{{{#{TOOL}.markdown#}}}}", "desc": "", "selected": False, "title": "Answer",
+        "type": "answer", "variables": []}}
+    note = {"id": NOTE, "type": "custom-note", "data": {
+        "author": "comfyui_bizyair", "desc": "", "height": 160, "selected": False, "showAuthor": True,
+        "text": _note_json(NOTE_TEXT), "theme": "blue", "title": "", "type": "", "width": 420}}
+    return [_placed(start, 80, 260, 116), _placed(tool_node, 400, 260, 90), _placed(answer, 720, 260, 105),
+            _placed(note, 80, 420, 160, 420)]
+
+
+def _edge(source: str, source_type: str, target: str, target_type: str) -> dict:
+    return {"data": {"isInLoop": False, "sourceType": source_type, "targetType": target_type},
+            "id": f"{source}-source-{target}-target", "source": source, "sourceHandle": "source",
+            "target": target, "targetHandle": "target", "type": "custom", "zIndex": 0}
+
+
+def _features() -> dict:
+    return {
+        "file_upload": {
+            "allowed_file_extensions": [".JPG", ".JPEG", ".PNG", ".GIF", ".WEBP", ".SVG"],
+            "allowed_file_types": ["image"], "allowed_file_upload_methods": ["local_file", "remote_url"],
+            "enabled": False,
+            "fileUploadConfig": {"audio_file_size_limit": 50, "batch_count_limit": 5, "file_size_limit": 15,
+                                 "image_file_size_limit": 10, "video_file_size_limit": 100,
+                                 "workflow_file_upload_limit": 10},
+            "image": {"enabled": False, "number_limits": 3, "transfer_methods": ["local_file", "remote_url"]},
+            "number_limits": 3},
+        "opening_statement": "", "retriever_resource": {"enabled": True},
+        "sensitive_word_avoidance": {"enabled": False}, "speech_to_text": {"enabled": False},
+        "suggested_questions": [], "suggested_questions_after_answer": {"enabled": False},
+        "text_to_speech": {"enabled": False, "language": "", "voice": ""}}
+
+
+def make_dsl(tool: dict, manifest: dict, ident: str) -> dict:
+    return {
+        "app": {"description": "Chatflow: prompt + ComfyUI workflow file → the comfyui_bizyair plugin → "
+                               "images in the answer.",
+                "icon": "🎨", "icon_background": "#E0EAFF", "mode": "advanced-chat",
+                "name": "ComfyUI BizyAir example", "use_icon_as_answer_icon": False},
+        "dependencies": [{"current_identifier": None, "type": "package",
+                          "value": {"plugin_unique_identifier": ident}}],
+        "kind": "app",
+        "version": "0.3.1",
+        "workflow": {"conversation_variables": [], "environment_variables": [], "features": _features(),
+                     "graph": {"edges": [_edge(START, "start", TOOL, "tool"), _edge(TOOL, "tool", ANSWER, "answer")],
+                               "nodes": _nodes(tool, manifest, ident),
+                               "viewport": {"x": 0, "y": 0, "zoom": 0.9}}},
+    }
+
+
+def main() -> int:
+    tool = yaml.safe_load((ROOT / "tools" / "comfyui_workflow.yaml").read_text(encoding="utf-8"))
+    manifest = yaml.safe_load((ROOT / "manifest.yaml").read_text(encoding="utf-8"))
+    ident = _package_identifier(manifest)
+    header = ("# Importable Dify chatflow (Studio → Import DSL file) for the comfyui_bizyair plugin.\n"
+              "# Start (prompt + workflow file) → Run ComfyUI workflow → Answer with the `markdown` output.\n"
+              "# Replaces the older HTTP-request + code-node flow that called a FastAPI wrapper.\n"
+              "# Generated by scripts/make_example_dsl.py.\n")
+    with OUT.open("w", encoding="utf-8") as fh:
+        fh.write(header)
+        yaml.safe_dump(make_dsl(tool, manifest, ident), fh, allow_unicode=True, sort_keys=True, width=100)
+    print(OUT)
+    print(ident)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

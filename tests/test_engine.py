@@ -1,0 +1,177 @@
+"""The engine against the ComfyUI test server: every kind of workflow returns exactly the files
+the server wrote, and bad input or a failing run says what happened without losing outputs."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from comfyui_bridge.endpoint import parse_servers
+from comfyui_bridge.engine import Engine
+from comfyui_bridge.errors import InputError, PromptRejected, WorkflowFormatError
+from comfyui_bridge.models import RunRequest
+from comfyui_bridge.workflow import load_workflow
+
+WORKFLOWS = Path(__file__).parent / "fixtures/workflows"
+
+
+def workflow(name):
+    return load_workflow((WORKFLOWS / name).read_bytes())
+
+
+def run(comfy, name, **kw):
+    kw.setdefault("timeout", 30)
+    return Engine(parse_servers(comfy.url)).run(RunRequest(workflow=workflow(name), **kw))
+
+
+def server_root(comfy):
+    base = Path(comfy.base_dir)
+    return base / "root" if (base / "root").is_dir() else base
+
+
+def server_bytes(comfy, f):
+    ref = f.ref
+    return (server_root(comfy) / ref.type / ref.subfolder / ref.filename).read_bytes()
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("empty_save_1024.json", [("2", "image/png", "output")]),
+    ("batch4_save.json", [("2", "image/png", "output")] * 4),
+    ("empty_invert_preview.json", [("3", "image/png", "temp")]),
+    ("video_mp4.json", [("3", "video/mp4", "output")]),
+    ("webm_vp9.json", [("2", "video/webm", "output")]),
+    ("animated_webp.json", [("6", "image/webp", "output")]),
+    ("audio_flac.json", [("2", "audio/flac", "output")]),
+    ("audio_mp3.json", [("2", "audio/mpeg", "output")]),
+])
+def test_each_workflow_returns_exactly_the_files_the_server_wrote(comfy_server, name, expected):
+    result = run(comfy_server, name)
+    assert result.ok, result.error
+    assert [(f.node_id, f.mime_type, f.ref.type) for f in result.outputs] == expected
+    for f in result.outputs:
+        assert f.data == server_bytes(comfy_server, f)
+        assert f.name.startswith(result.prompt_id + "_")
+
+
+def test_mixed_outputs_return_saved_files_previews_and_texts(comfy_server):
+    result = run(comfy_server, "multi_output_mixed.json")
+    assert sorted(f.ref.type for f in result.outputs) == ["output", "output", "temp", "temp"]
+    assert result.texts == ["hello, world"]
+
+
+def test_text_only_workflow_returns_its_text_and_says_there_is_no_file(comfy_server):
+    result = run(comfy_server, "text_only.json")
+    assert result.ok and result.outputs == [] and result.texts == ["hello world"]
+
+
+def test_every_run_uses_its_own_prompt_id_and_a_fresh_client_id(comfy_server):
+    first, second = run(comfy_server, "empty_save_1024.json"), run(comfy_server, "empty_save_1024.json")
+    assert first.prompt_id != second.prompt_id
+    stats = comfy_server.stats()
+    assert set(stats["history"]) >= {first.prompt_id, second.prompt_id}
+    assert stats["open_ws"] == 0
+
+
+def test_the_prompt_lands_in_the_graph_that_is_queued(comfy_server):
+    result = run(comfy_server, "bizyair/sdxl_ksampler_txt2img_api.json", prompt="a red fox in snow",
+                 negative_prompt="blurry")
+    changes = {(c.node_id, c.input_name, c.role): c.value for c in result.plan.changes}
+    assert changes[("6", "text", "prompt")] == "a red fox in snow"
+    assert changes[("7", "text", "negative")] == "blurry"
+    seed = changes[("3", "seed", "seed")]
+    assert 0 <= seed <= 2**64 - 1
+    (saved,) = result.outputs
+    assert b"a red fox in snow" in saved.data  # the server embeds the queued graph in the PNG
+
+
+def test_a_fixed_seed_is_used_and_the_cache_is_mentioned(comfy_server):
+    result = run(comfy_server, "bizyair/sdxl_ksampler_txt2img_api.json", prompt="x", seed=42)
+    assert result.plan.seeds() == {"3.seed": 42}
+    assert any("cache" in w for w in result.warnings)
+
+
+def test_input_images_are_uploaded_under_unique_names_and_placed(comfy_server):
+    png = (server_root(comfy_server) / "input/example.png").read_bytes()
+    result = run(comfy_server, "load_scale_save.json", images=[("photo.png", png)])
+    assert result.ok, result.error
+    (change,) = [c for c in result.plan.changes if c.role == "image"]
+    assert change.value.startswith("dify_") and change.value.endswith(".png")
+
+
+def test_validation_errors_become_one_line_per_node_before_anything_runs(comfy_server):
+    graph = workflow("empty_save_1024.json")
+    graph["1"]["inputs"]["width"] = 0
+    with pytest.raises(PromptRejected) as err:
+        Engine(parse_servers(comfy_server.url)).run(RunRequest(workflow=graph, timeout=20))
+    assert err.value.lines == ['node 1 (EmptyImage): input "width": Value 0 smaller than min of 1']
+    assert comfy_server.stats()["open_ws"] == 0
+
+
+def test_a_run_that_fails_after_some_outputs_names_the_node_and_keeps_the_outputs(comfy_server):
+    result = run(comfy_server, "runtime_error_after_partial_output.json")
+    assert result.status == "error"
+    assert result.failure.node_type == "SplitAudioChannels"
+    assert "AudioSplit: Input audio has only one channel" in result.error.message
+    assert "1 output file(s)" in result.error.message
+    assert [f.mime_type for f in result.outputs] == ["image/png"]
+    assert "/opt/ComfyUI" not in result.error.message and "Traceback" not in result.error.message
+
+
+def test_a_run_that_fails_with_nothing_finished_has_no_outputs(comfy_server):
+    result = run(comfy_server, "runtime_error_audio_split.json")
+    assert result.status == "error" and result.outputs == []
+    assert "SplitAudioChannels" in result.error.message
+
+
+@pytest.mark.parametrize("raw, phrase", [
+    (b"{not json", "not valid JSON"),
+    (b"[]", "object"),
+    (b"{}", "no nodes"),
+])
+def test_bad_workflow_files_get_a_clear_message(raw, phrase):
+    with pytest.raises(WorkflowFormatError) as err:
+        load_workflow(raw)
+    assert phrase.lower() in err.value.message.lower()
+
+
+def test_a_prompt_node_that_does_not_exist_is_refused_before_queueing(comfy_server):
+    with pytest.raises(InputError) as err:
+        run(comfy_server, "bizyair/sdxl_ksampler_txt2img_api.json", prompt="x", prompt_node="999")
+    assert "999" in err.value.message
+    assert comfy_server.stats()["prompts_accepted"] == 0
+
+
+def test_ui_format_files_are_converted_or_refused_with_export_steps():
+    raw = (WORKFLOWS / "ui-format/bizyair_showcase_ksampler_txt2img.json").read_bytes()
+    try:
+        graph = load_workflow(raw)
+    except WorkflowFormatError as exc:
+        assert "Export (API)" in exc.message
+    else:
+        assert all("class_type" in node for node in graph.values())
+
+
+def test_several_servers_each_run_goes_to_the_one_with_the_shortest_queue(comfy_server_factory):
+    busy, idle = comfy_server_factory(), comfy_server_factory()
+    busy.config(paused_queue=True)
+    engine = Engine(parse_servers(f"{busy.url},{idle.url}"))
+    # Make the first server's queue long, then see the run go to the idle one.
+    for _ in range(2):
+        Engine(parse_servers(busy.url)).client_factory(parse_servers(busy.url)[0]).queue_prompt(
+            workflow("empty_save_1024.json"), f"p{_}", "c")
+    result = engine.run(RunRequest(workflow=workflow("empty_save_1024.json"), timeout=20))
+    assert result.ok and result.server == parse_servers(idle.url)[0].label
+
+
+def test_a_server_that_is_down_before_queueing_fails_over_to_the_next(comfy_server):
+    dead = "http://127.0.0.1:9"  # discard port: nothing listens
+    engine = Engine(parse_servers(f"{dead},{comfy_server.url}"))
+    result = engine.run(RunRequest(workflow=workflow("empty_save_1024.json"), timeout=20))
+    assert result.ok and result.server.endswith(str(comfy_server.port))
+
+
+def test_the_json_summary_never_carries_the_workflow(comfy_server):
+    result = run(comfy_server, "bizyair/sdxl_ksampler_txt2img_api.json", prompt="a cat")
+    from tools.delivery import deliver, summary
+    text = json.dumps(summary(deliver(result, None, 15 * 2**20, [])))
+    assert "CheckpointLoaderSimple" not in text and "class_type" not in text

@@ -1,0 +1,530 @@
+"""The .difypkg as Dify receives it: which files go in, that the daemon's and the SDK's rules
+accept the declarations, i18n coverage, the public parameter/credential interface, and signing."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load_packer():
+    spec = importlib.util.spec_from_file_location("build_pkg", ROOT / "scripts" / "build_pkg.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["build_pkg"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+bp = _load_packer()
+
+RUNTIME_TOP_FILES = {"manifest.yaml", "main.py", "requirements.txt", "README.md", "PRIVACY.md", "LICENSE"}
+RUNTIME_DIRS = ("_assets/", "provider/", "tools/", "comfyui_bridge/", "readme/")
+REQUIRED = {
+    "manifest.yaml", "main.py", "requirements.txt", "PRIVACY.md",
+    "_assets/icon.svg", "_assets/icon-dark.svg",
+    "provider/comfyui_bizyair.yaml", "provider/comfyui_bizyair.py",
+    "tools/comfyui_workflow.yaml", "tools/comfyui_workflow.py",
+    "tools/text_to_image.yaml", "tools/text_to_image.py",
+    "comfyui_bridge/__init__.py",
+}
+FORBIDDEN = re.compile(r"(^|/)(tests|bench|scripts|examples|dist|\.venv|\.git|\.ci|__pycache__|\.pytest_cache)(/|$)"
+                       r"|\.pyc$|(^|/)\.env$|\.difypkg$|\.pem$|(^|/)(pyproject\.toml|requirements-dev\.txt|"
+                       r"\.difyignore|\.gitignore|CHANGELOG\.md|pytest\.ini|\.env\.example)$")
+
+PROVIDER = "provider/comfyui_bizyair.yaml"
+TOOLS = ("tools/comfyui_workflow.yaml", "tools/text_to_image.yaml")
+
+
+def _yaml(rel: str) -> dict:
+    return yaml.safe_load((ROOT / rel).read_text(encoding="utf-8"))
+
+
+def _copy_runtime(dest: Path) -> Path:
+    """The files the package would contain (plus .difyignore), copied to a scratch plugin dir."""
+    for rel in bp.collect_files(ROOT) + [".difyignore"]:
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, target)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    return bp.build(ROOT, tmp_path_factory.mktemp("dist"))
+
+
+@pytest.fixture(scope="module")
+def entries(built) -> dict[str, bytes]:
+    return bp.read_entries(built.path)
+
+
+# ---- what is in the zip --------------------------------------------------------------------------
+
+def test_zip_has_only_file_entries_sorted_with_forward_slashes(built):
+    with zipfile.ZipFile(built.path) as zf:
+        names = [i.filename for i in zf.infolist()]
+        assert not [i.filename for i in zf.infolist() if i.is_dir()], "directory entries break Dify's decoder"
+    assert names == sorted(names)
+    assert len(names) == len(set(names))
+    assert not [n for n in names if "\\" in n or n.startswith(("/", "./")) or n.endswith("/")]
+    assert built.path.name == "comfyui_bizyair-0.1.0.difypkg"
+
+
+def test_package_holds_exactly_the_runtime_files(entries):
+    names = set(entries)
+    outside = sorted(n for n in names if n not in RUNTIME_TOP_FILES and not n.startswith(RUNTIME_DIRS))
+    assert outside == [], f"files that are not needed at run time: {outside}"
+    leaked = sorted(n for n in names if FORBIDDEN.search(n))
+    assert leaked == [], f"development files in the package: {leaked}"
+    assert REQUIRED <= names, f"missing: {sorted(REQUIRED - names)}"
+
+
+def test_package_is_far_below_the_50_mb_limit(built):
+    assert built.uncompressed < 10 * bp.MB
+    assert built.size < 5 * bp.MB
+    assert built.uncompressed == sum(len(b) for b in bp.read_entries(built.path).values())
+
+
+def test_identifier_is_what_the_daemon_computes(built, entries):
+    assert bp.IDENTIFIER_RE.match(built.identifier)
+    assert built.identifier == f"comfyui_bizyair_team/comfyui_bizyair:0.1.0@{built.checksum}"
+    # decoder/checksum.go, written out independently: sha256 over sorted sha256(path)+sha256(content)
+    blob = b"".join(hashlib.sha256(p.encode()).digest() + hashlib.sha256(entries[p]).digest() for p in sorted(entries))
+    assert built.checksum == hashlib.sha256(blob).hexdigest()
+    changed = dict(entries, **{"main.py": entries["main.py"] + b"\n"})
+    assert bp.checksum_of(changed) != built.checksum
+
+
+def test_the_same_sources_give_the_same_bytes(tmp_path):
+    src = _copy_runtime(tmp_path / "plugin")   # a snapshot: the working tree may change meanwhile
+    first = bp.build(src, tmp_path / "a").path.read_bytes()
+    (src / "main.py").touch()                    # timestamps must not matter
+    assert bp.build(src, tmp_path / "b").path.read_bytes() == first
+
+
+# ---- .difyignore, with the daemon's gitignore semantics --------------------------------------------
+
+def test_difyignore_drops_dev_files_and_keeps_runtime_data(tmp_path):
+    src = _copy_runtime(tmp_path / "plugin")
+    junk = [".venv/lib/python3.12/site.py", ".git/config", ".env", ".env.local", "tests/test_x.py",
+            "tests/e2e/stdio_harness.py", "bench/run.py", "scripts/build_pkg.py", "examples/flow.yml",
+            "dist/old.difypkg", "old.difypkg", "comfyui_bridge/__pycache__/engine.cpython-312.pyc",
+            "tools/__pycache__/x.pyc", ".pytest_cache/v/cache", "pyproject.toml", "requirements-dev.txt",
+            ".ci/run", "CHANGELOG.md", ".env.example", "signing.private.pem", "pytest.ini", "docs/_build/x.html",
+            "comfyui_bridge/data/x.pyc"]
+    keep = ["README.md", "readme/README_zh_Hans.md", "comfyui_bridge/data/extra/workflow.json",
+            "comfyui_bridge/tests_helpers.py", "tools/examples_util.py"]
+    for rel in junk + keep:
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_text("x", encoding="utf-8")
+    files = set(bp.collect_files(src))
+    assert not files & set(junk), sorted(files & set(junk))
+    assert set(keep) <= files
+    assert {"manifest.yaml", "comfyui_bridge/data/node_defs.json"} <= files
+
+
+@pytest.mark.parametrize(("pattern", "path", "is_dir", "excluded"), [
+    ("tests/", ["tests"], True, True),
+    ("tests/", ["pkg", "tests"], True, True),          # unanchored: any depth
+    ("tests/", ["tests"], False, False),               # dir-only pattern, file of that name
+    ("/tests/", ["pkg", "tests"], True, False),        # anchored: root only
+    ("/tests/", ["tests"], True, True),
+    ("*.pyc", ["a", "b", "c.pyc"], False, True),
+    ("*.pyc", ["a", "b", "c.py"], False, False),
+    ("docs/_build", ["docs", "_build"], True, True),
+    ("docs/_build", ["x", "docs", "_build"], True, False),
+    ("**/cache", ["a", "b", "cache"], True, True),
+    ("[!x].txt", ["a.txt"], False, False),             # Go's filepath.Match negates with ^, not !
+    ("[^x].txt", ["a.txt"], False, True),
+    ("!keep.txt", ["keep.txt"], False, False),         # a negation never excludes
+])
+def test_ignore_patterns_follow_go_git(pattern, path, is_dir, excluded):
+    assert bp.is_excluded(path, is_dir, [bp.IgnorePattern.parse(pattern)]) is excluded
+
+
+def test_a_negation_cannot_bring_back_an_excluded_file(tmp_path):
+    (tmp_path / ".difyignore").write_text("*.json\n!keep.json\n", encoding="utf-8")
+    for name in ("keep.json", "drop.json", "main.py"):
+        (tmp_path / name).write_text("{}", encoding="utf-8")
+    # (.difyignore itself is packed unless it lists itself, as with the Dify CLI)
+    assert bp.collect_files(tmp_path) == [".difyignore", "main.py"]
+
+
+def test_without_an_ignore_file_everything_is_packed(tmp_path):
+    (tmp_path / ".venv").mkdir()
+    (tmp_path / ".venv" / "x").write_text("x", encoding="utf-8")
+    (tmp_path / "main.py").write_text("", encoding="utf-8")
+    assert bp.collect_files(tmp_path) == [".venv/x", "main.py"]
+
+
+# ---- declarations: the packer's checks and the real SDK -------------------------------------------
+
+def test_packer_finds_no_problem_in_the_repository():
+    report = bp.validate(ROOT, bp.collect_files(ROOT))
+    assert report.errors == []
+
+
+def _break_manifest_version(src):
+    text = (src / "manifest.yaml").read_text(encoding="utf-8").replace('version: "0.1.0"', "version: 1.0")
+    (src / "manifest.yaml").write_text(text, encoding="utf-8")
+
+
+def _edit_yaml(rel, change):
+    def edit(src):
+        doc = yaml.safe_load((src / rel).read_text(encoding="utf-8"))
+        change(doc)
+        (src / rel).write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return edit
+
+
+def _param(doc, name):
+    return next(p for p in doc["parameters"] if p["name"] == name)
+
+
+MISTAKES = {
+    "unquoted version": (_break_manifest_version, "version must be a quoted string"),
+    "runner version as number": (_edit_yaml("manifest.yaml", lambda d: d["meta"]["runner"].update(version=3.12)),
+                                 "meta.runner.version must be a quoted string"),
+    "upper-case author": (_edit_yaml("manifest.yaml", lambda d: d.update(author="ComfyTeam")), "author"),
+    "unknown tag": (_edit_yaml("manifest.yaml", lambda d: d.update(tags=["images"])), "tag 'images'"),
+    "missing icon": (lambda src: (src / "_assets" / "icon-dark.svg").unlink(), "'icon-dark.svg' not found in _assets/"),
+    "credentials as a list": (_edit_yaml(PROVIDER, lambda d: d.update(credentials_for_provider=[
+        {"name": "x", "type": "text-input", "label": {"en_US": "X"}}])), "must be a mapping"),
+    "provider tag outside the SDK enum": (_edit_yaml(PROVIDER, lambda d: d["identity"].update(tags=["agent"])),
+                                          "ToolLabelEnum"),
+    "no human_description": (_edit_yaml(TOOLS[0], lambda d: _param(d, "seed").pop("human_description")),
+                             "parameter seed human_description: missing"),
+    "llm parameter without llm_description": (
+        _edit_yaml(TOOLS[0], lambda d: _param(d, "prompt").pop("llm_description")), "needs an llm_description"),
+    "select default not an option": (_edit_yaml(TOOLS[1], lambda d: _param(d, "model").update(default="sd15")),
+                                     "default 'sd15' is not one of the options"),
+    "no description.llm": (_edit_yaml(TOOLS[1], lambda d: d["description"].pop("llm")), "description.llm is required"),
+    "tool source excluded": (lambda src: (src / ".difyignore").write_text(
+        (src / ".difyignore").read_text(encoding="utf-8") + "text_to_image.py\n", encoding="utf-8"),
+        "'tools/text_to_image.py' is not in the package"),
+    "two Tool subclasses": (lambda src: (src / "tools" / "comfyui_workflow.py").write_text(
+        (src / "tools" / "comfyui_workflow.py").read_text(encoding="utf-8") + "\n\nclass Other(Tool):\n    pass\n",
+        encoding="utf-8"), "subclasses of Tool"),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(MISTAKES))
+def test_packer_refuses_what_dify_would_refuse(mistake, tmp_path):
+    src = _copy_runtime(tmp_path / "plugin")
+    apply, expected = MISTAKES[mistake]
+    apply(src)
+    with pytest.raises(bp.PackageError) as info:
+        bp.build(src, tmp_path / "out")
+    assert any(expected in p for p in info.value.problems), info.value.problems
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.difypkg"))
+
+
+def test_size_limit_names_the_five_largest_files(tmp_path):
+    src = _copy_runtime(tmp_path / "plugin")
+    for i in range(6):
+        (src / "comfyui_bridge" / "data" / f"big{i}.bin").write_bytes(b"\0" * (300_000 + i))
+    with pytest.raises(bp.PackageError) as info:
+        bp.build(src, tmp_path / "out", max_size_mb=1)
+    text = "\n".join(info.value.problems)
+    assert "Plugin package size is too large" in text
+    assert "1. name: comfyui_bridge/data/big" in text
+    assert len(re.findall(r"^\d\. name: ", text, re.M)) == 5
+
+
+def test_manifest_pins_the_choices_dify_depends_on():
+    m = _yaml("manifest.yaml")
+    assert (m["author"], m["name"], m["version"], m["type"]) == ("comfyui_bizyair_team", "comfyui_bizyair", "0.1.0", "plugin")
+    assert m["meta"]["runner"] == {"language": "python", "version": "3.12", "entrypoint": "main"}
+    assert m["meta"]["arch"] == ["amd64", "arm64"]
+    assert m["meta"]["minimum_dify_version"] == "1.0.0"
+    assert m["resource"] == {"memory": 268435456, "permission": {"tool": {"enabled": True}}}
+    assert m["plugins"] == {"tools": [PROVIDER]}
+    assert (m["icon"], m["icon_dark"], m["privacy"]) == ("icon.svg", "icon-dark.svg", "PRIVACY.md")
+    assert set(m["tags"]) <= bp.MANIFEST_TAGS and set(m["tags"]) <= bp.PROVIDER_TAGS
+
+
+def test_the_sdk_loads_every_declaration_and_class_from_the_unpacked_package(built, tmp_path):
+    """Runs the SDK's own start-up loading (PluginRegistration) in the unpacked package, in a
+    separate interpreter (importing dify_plugin monkey-patches the process with gevent)."""
+    workdir = tmp_path / "wd"
+    with zipfile.ZipFile(built.path) as zf:
+        zf.extractall(workdir)
+    script = (
+        "import json, yaml\n"
+        "from dify_plugin.config.config import DifyPluginEnv\n"
+        "from dify_plugin.core.entities.plugin.setup import PluginConfiguration\n"
+        "from dify_plugin.entities.tool import ToolProviderConfiguration\n"
+        "from dify_plugin.core.plugin_registration import PluginRegistration\n"
+        "m = PluginConfiguration(**yaml.safe_load(open('manifest.yaml', encoding='utf-8')))\n"
+        f"p = ToolProviderConfiguration(**yaml.safe_load(open('{PROVIDER}', encoding='utf-8')))\n"
+        "r = PluginRegistration(DifyPluginEnv())\n"
+        "prov, cls, tools = r.tools_mapping['comfyui_bizyair']\n"
+        "print(json.dumps({'name': m.name, 'version': m.version,\n"
+        "  'credentials': [c.name for c in p.credentials_schema],\n"
+        "  'tools': {t.identity.name: [x.name for x in t.parameters] for t in p.tools},\n"
+        "  'provider_class': cls.__name__, 'tool_classes': {k: v[1].__name__ for k, v in tools.items()},\n"
+        "  'assets': sorted(a.filename for a in r.files)}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=workdir, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert (got["name"], got["version"]) == ("comfyui_bizyair", "0.1.0")
+    assert got["credentials"] == list(CREDENTIALS)
+    assert got["tools"] == {name: [p[0] for p in params] for name, params in TOOL_PARAMS.items()}
+    assert set(got["tool_classes"]) == {"comfyui_workflow", "text_to_image"}
+    assert got["assets"] == ["icon-dark.svg", "icon.svg"]
+
+
+# ---- the public interface ------------------------------------------------------------------------
+
+CREDENTIALS = {
+    "comfyui_base_url": ("text-input", True), "comfyui_token": ("secret-input", False),
+    "comfyui_extra_header": ("secret-input", False), "bizyair_api_key": ("secret-input", False),
+    "cos_region": ("text-input", False), "cos_secret_id": ("secret-input", False),
+    "cos_secret_key": ("secret-input", False), "cos_bucket": ("text-input", False),
+    "cos_token": ("secret-input", False), "cos_prefix": ("text-input", False),
+    "cos_url_mode": ("select", False), "cos_url_expires": ("text-input", False),
+    "cos_domain": ("text-input", False), "cos_endpoint": ("text-input", False),
+}
+
+TOOL_PARAMS = {
+    "comfyui_workflow": [
+        ("prompt", "string", "llm"), ("negative_prompt", "string", "llm"), ("workflow", "file", "form"),
+        ("workflow_json", "string", "form"), ("prompt_node", "string", "form"), ("negative_node", "string", "form"),
+        ("seed", "number", "form"), ("overrides", "string", "form"), ("images", "files", "llm"),
+        ("image_nodes", "string", "form"), ("timeout", "number", "form"), ("max_blob_mb", "number", "form"),
+        ("progress", "boolean", "form")],
+    "text_to_image": [
+        ("prompt", "string", "llm"), ("negative_prompt", "string", "llm"), ("model", "select", "form"),
+        ("width", "number", "form"), ("height", "number", "form"), ("seed", "number", "form"),
+        ("workflow", "file", "form"), ("timeout", "number", "form"), ("max_blob_mb", "number", "form"),
+        ("progress", "boolean", "form")],
+}
+
+
+def test_provider_credentials_are_the_documented_interface():
+    creds = _yaml(PROVIDER)["credentials_for_provider"]
+    assert {k: (v["type"], v.get("required", False)) for k, v in creds.items()} == CREDENTIALS
+    assert list(creds) == list(CREDENTIALS)
+    assert creds["cos_prefix"]["default"] == "comfyui/"
+    assert creds["cos_url_expires"]["default"] == "3600"      # Dify stores credentials as strings
+    assert creds["cos_url_mode"]["default"] == "public"
+    assert [o["value"] for o in creds["cos_url_mode"]["options"]] == ["public", "presigned"]
+    links = {k: v.get("url") for k, v in creds.items()}
+    assert links["cos_secret_id"] == links["cos_secret_key"] == "https://console.cloud.tencent.com/cam/capi"
+    assert links["cos_bucket"] == links["cos_region"] == "https://console.cloud.tencent.com/cos/bucket"
+    assert links["bizyair_api_key"] == "https://cloud.siliconflow.cn/account/ak"
+    assert links["cos_token"].startswith("https://cloud.tencent.com/document/product/436/")
+    assert "host.docker.internal" in creds["comfyui_base_url"]["help"]["en_US"]
+
+
+@pytest.mark.parametrize("rel", TOOLS)
+def test_tool_parameters_are_the_documented_interface(rel):
+    doc = _yaml(rel)
+    assert [(p["name"], p["type"], p["form"]) for p in doc["parameters"]] == TOOL_PARAMS[doc["identity"]["name"]]
+    by_name = {p["name"]: p for p in doc["parameters"]}
+    assert (by_name["timeout"]["default"], by_name["timeout"]["min"], by_name["timeout"]["max"]) == (240, 10, 590)
+    assert (by_name["max_blob_mb"]["default"], by_name["max_blob_mb"]["min"], by_name["max_blob_mb"]["max"]) == (15, 0, 30)
+    assert by_name["progress"]["default"] is False
+    assert by_name["seed"]["min"] == 0 and by_name["seed"]["precision"] == 0
+    assert not any(p.get("required") for p in doc["parameters"] if p["name"] not in ("prompt", "model"))
+
+
+def test_text_to_image_model_choices():
+    params = {p["name"]: p for p in _yaml(TOOLS[1])["parameters"]}
+    model = params["model"]
+    assert [o["value"] for o in model["options"]] == ["sdxl", "flux_dev", "kolors"]
+    assert model["default"] == "sdxl"
+    assert "older" in next(o for o in model["options"] if o["value"] == "kolors")["label"]["en_US"]
+    assert params["prompt"]["required"] is True
+    for side in ("width", "height"):
+        assert (params[side]["default"], params[side]["min"], params[side]["max"]) == (1024, 256, 2048)
+
+
+OUTPUT_VARIABLES = {"url": "string", "urls": "array", "markdown": "string", "prompt_id": "string",
+                    "status": "string", "seeds": "object", "outputs": "array", "progress": "string"}
+
+
+@pytest.mark.parametrize("rel", TOOLS)
+def test_output_schema_declares_every_variable_the_tools_emit(rel):
+    schema = _yaml(rel)["output_schema"]
+    props = schema["properties"]
+    assert {k: v["type"] for k, v in props.items()} == OUTPUT_VARIABLES
+    assert props["urls"]["items"] == {"type": "string"}
+    item = props["outputs"]["items"]
+    assert item["type"] == "object"
+    assert set(item["properties"]) == {"node_id", "filename", "mime_type", "size", "url", "key", "etag", "uploaded"}
+
+
+@pytest.mark.parametrize("rel", TOOLS)
+def test_llm_description_tells_an_agent_how_to_use_the_tool(rel):
+    doc = _yaml(rel)
+    llm = doc["description"]["llm"]
+    assert len(llm) > 300
+    assert "English" in llm and "URL" in llm
+    assert re.search(r"never|do not", llm, re.I)
+    prompt = next(p for p in doc["parameters"] if p["name"] == "prompt")
+    assert "English" in prompt["llm_description"]
+
+
+# ---- i18n ----------------------------------------------------------------------------------------
+
+def _i18n_fields():
+    """(where, kind, value) for every translatable text the Dify UI shows."""
+    m = _yaml("manifest.yaml")
+    yield "manifest label", "label", m["label"]
+    yield "manifest description", "description", m["description"]
+    p = _yaml(PROVIDER)
+    yield "provider label", "label", p["identity"]["label"]
+    yield "provider description", "description", p["identity"]["description"]
+    for name, conf in p["credentials_for_provider"].items():
+        yield f"credential {name} label", "label", conf["label"]
+        for key in ("help", "placeholder"):
+            if key in conf:
+                yield f"credential {name} {key}", key, conf[key]
+        for opt in conf.get("options", []):
+            yield f"credential {name} option {opt['value']}", "label", opt["label"]
+    for rel in TOOLS:
+        t = _yaml(rel)
+        yield f"{rel} label", "label", t["identity"]["label"]
+        yield f"{rel} description", "description", t["description"]["human"]
+        for prm in t["parameters"]:
+            yield f"{rel} {prm['name']} label", "label", prm["label"]
+            yield f"{rel} {prm['name']} human_description", "description", prm["human_description"]
+            if "placeholder" in prm:
+                yield f"{rel} {prm['name']} placeholder", "placeholder", prm["placeholder"]
+            for opt in prm.get("options", []):
+                yield f"{rel} {prm['name']} option {opt['value']}", "label", opt["label"]
+
+
+I18N = list(_i18n_fields())
+
+
+@pytest.mark.parametrize(("where", "kind", "value"), I18N, ids=[w for w, _, _ in I18N])
+def test_every_text_is_translated(where, kind, value):
+    needed = ["en_US", "zh_Hans", "ja_JP"] + (["pt_BR"] if kind in ("label", "description") else [])
+    missing = [lang for lang in needed if not str(value.get(lang) or "").strip()]
+    assert missing == [], f"{where}: no {missing}"
+    if kind in ("description", "help"):
+        # Longer texts must really be translated, not English copied over.
+        assert re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", value["zh_Hans"]), f"{where}: zh_Hans is not Chinese"
+        assert re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", value["ja_JP"]), f"{where}: ja_JP is not Japanese"
+        assert value["pt_BR"] != value["en_US"], f"{where}: pt_BR is a copy of en_US"
+
+
+def test_icons_are_small_valid_svgs():
+    for name in ("icon.svg", "icon-dark.svg"):
+        data = (ROOT / "_assets" / name).read_bytes()
+        assert len(data) < 8 * 1024
+        root = __import__("xml.etree.ElementTree", fromlist=["fromstring"]).fromstring(data)
+        assert root.tag.endswith("svg") and root.get("viewBox") == "0 0 64 64"
+    assert (ROOT / "_assets" / "icon.svg").read_bytes() != (ROOT / "_assets" / "icon-dark.svg").read_bytes()
+
+
+# ---- signing -------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    d = tmp_path_factory.mktemp("keys")
+    return bp.keygen(d, "one", bits=2048), bp.keygen(d, "two", bits=2048)
+
+
+def test_keys_are_pkcs1_pem_like_the_dify_cli(keys):
+    (private, public), _ = keys
+    assert private.name == "one.private.pem" and public.name == "one.public.pem"
+    assert private.read_text().startswith("-----BEGIN RSA PRIVATE KEY-----")
+    assert public.read_text().startswith("-----BEGIN RSA PUBLIC KEY-----")
+
+
+def test_signed_package_verifies_with_its_public_key(built, keys, tmp_path):
+    (private, public), _ = keys
+    signed = bp.sign(built.path, private, tmp_path / "signed.difypkg", now=1_700_000_000)
+    bp.verify(signed, public)
+    with zipfile.ZipFile(signed) as zf:
+        infos = zf.infolist()
+        comment = json.loads(zf.comment)
+        assert infos[-1].filename == ".verification.dify.json"
+        assert json.loads(zf.read(infos[-1])) == {"authorized_category": "community"}
+        assert not [i for i in infos if i.is_dir()]
+        # The daemon's algorithm, written out here on its own: sha256 of each entry in zip order,
+        # then the decimal time, RSA PKCS#1 v1.5 / SHA-256.
+        data = b"".join(hashlib.sha256(zf.read(i)).digest() for i in infos) + str(comment["time"]).encode()
+    assert set(comment) == {"signature", "time"} and comment["time"] == 1_700_000_000
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+    key = serialization.load_pem_public_key(public.read_bytes())
+    key.verify(base64.b64decode(comment["signature"]), data, padding.PKCS1v15(), hashes.SHA256())
+
+
+def test_changed_content_fails_verification(built, keys, tmp_path):
+    (private, public), _ = keys
+    signed = bp.sign(built.path, private, tmp_path / "signed.difypkg")
+    with zipfile.ZipFile(signed) as zf:
+        comment = zf.comment
+        items = [(i.filename, zf.read(i)) for i in zf.infolist()]
+    tampered = tmp_path / "tampered.difypkg"
+    items = [(n, d.replace(b"Plugin(", b"Plugin (") if n == "main.py" else d) for n, d in items]
+    assert dict(items)["main.py"] != bp.read_entries(signed)["main.py"]
+    bp.write_zip(tampered, items, comment)
+    with pytest.raises(bp.SignatureError, match="does not match"):
+        bp.verify(tampered, public)
+
+
+def test_another_key_fails_verification(built, keys, tmp_path):
+    (private, _), (_, other_public) = keys
+    signed = bp.sign(built.path, private, tmp_path / "signed.difypkg")
+    with pytest.raises(bp.SignatureError):
+        bp.verify(signed, other_public)
+
+
+def test_unsigned_package_fails_verification(built, keys):
+    (_, public), _ = keys
+    with pytest.raises(bp.SignatureError, match="not signed"):
+        bp.verify(built.path, public)
+
+
+def test_signing_twice_keeps_one_verification_file(built, keys, tmp_path):
+    (private, public), _ = keys
+    once = bp.sign(built.path, private, tmp_path / "once.difypkg")
+    twice = bp.sign(once, private, tmp_path / "twice.difypkg", category="partner")
+    bp.verify(twice, public)
+    names = [i.filename for i in zipfile.ZipFile(twice).infolist()]
+    assert names.count(".verification.dify.json") == 1
+
+
+# ---- command line --------------------------------------------------------------------------------
+
+def test_cli_builds_signs_and_verifies(tmp_path):
+    def run(*args):
+        proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_pkg.py"), *args],
+                              capture_output=True, text=True, timeout=120)
+        return proc.returncode, proc.stdout, proc.stderr
+
+    code, out, err = run("build", "--out", str(tmp_path))
+    assert code == 0, err
+    pkg = Path(out.splitlines()[0])
+    assert pkg == tmp_path / "comfyui_bizyair-0.1.0.difypkg" and pkg.is_file()
+    assert re.search(r"^size: \d+ bytes", out, re.M)
+    assert re.search(r"^identifier: comfyui_bizyair_team/comfyui_bizyair:0\.1\.0@[0-9a-f]{64}$", out, re.M)
+    assert run("keygen", "--out-dir", str(tmp_path / "k"), "--bits", "2048")[0] == 0
+    code, out, err = run("sign", str(pkg), "--key", str(tmp_path / "k" / "dify_plugin_signing_key.private.pem"))
+    assert code == 0, err
+    signed = tmp_path / "comfyui_bizyair-0.1.0.signed.difypkg"
+    assert out.splitlines()[0] == str(signed)
+    code, out, _ = run("verify", str(signed), "--pub", str(tmp_path / "k" / "dify_plugin_signing_key.public.pem"))
+    assert code == 0 and "signature OK" in out
+    code, _, err = run("verify", str(pkg), "--pub", str(tmp_path / "k" / "dify_plugin_signing_key.public.pem"))
+    assert code == 1 and "not signed" in err
