@@ -6,6 +6,7 @@ Dify-free: the plugin's tools, the command line and the benchmarks all call `Eng
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -105,9 +106,10 @@ class Engine:
             timings["queued"] = time.monotonic() - started
             plan.warnings.extend(_skipped_outputs(accepted, plan.graph))
             notify("accepted", {"prompt_id": prompt_id})
-            follower = RunFollower(client, prompt_id, client_id, deadline - CANCEL_RESERVE
-                                   if request.timeout > 2 * CANCEL_RESERVE else deadline,
-                                   ws, _titled(notify, plan.graph), websocket_nodes=_websocket_nodes(plan.graph))
+            # Keep time back to stop our prompt and fetch what finished, inside the user's timeout.
+            reserve = min(CANCEL_RESERVE, 0.25 * request.timeout)
+            follower = RunFollower(client, prompt_id, client_id, deadline - reserve, ws,
+                                   _titled(notify, plan.graph), websocket_nodes=_websocket_nodes(plan.graph))
             ws = None  # the follower owns and closes it
             outcome = follower.follow()
         finally:
@@ -136,6 +138,8 @@ class Engine:
                            cached_nodes=outcome.cached_nodes)
         if outcome.status == "timeout":
             stopped = cancel(client, prompt_id, deadline)
+            if not stopped:
+                cancel_later(self.client_factory(client.server), prompt_id)
             # Whatever finished before the deadline is still worth returning.
             try:
                 outcome.history = client.history(prompt_id, limit=max(0.1, min(2.0, deadline - time.monotonic())))
@@ -148,7 +152,9 @@ class Engine:
                 "(the server probably restarted). Run it again.",
                 message_zh=f"{client.server.label} 上的 ComfyUI 丢失了这次运行（服务器可能已重启），请重新运行。")
         history = outcome.history or {}
-        refs, result.texts = collect_refs(history.get("outputs") or {})
+        # /history unreadable (500, not JSON) but the socket saw the outputs: use those.
+        listed = history.get("outputs") or ({} if outcome.history is not None else outcome.ws_outputs)
+        refs, result.texts = collect_refs(listed)
         files, failed = download(client, refs, prompt_id, max(deadline, time.monotonic() + 5.0)
                                  if outcome.status != "timeout" else deadline, self.max_output_bytes)
         files += _websocket_files(outcome, prompt_id, len(files))
@@ -234,6 +240,23 @@ def cancel(client: ComfyClient, prompt_id: str, deadline: float) -> bool:
     except BridgeError:
         pass
     return False
+
+
+def cancel_later(client: ComfyClient, prompt_id: str, window: float = 120.0) -> threading.Thread:
+    """Keep trying to dequeue/interrupt our prompt in the background after we returned to the
+    user (a frozen server may come back): no GPU work is left behind for nobody."""
+    def retry() -> None:
+        end = time.monotonic() + window
+        try:
+            while time.monotonic() < end:
+                if cancel(client, prompt_id, time.monotonic() + 5.0):
+                    return
+                time.sleep(2.0)
+        finally:
+            client.close()
+    thread = threading.Thread(target=retry, name=f"cancel-{prompt_id[:8]}", daemon=True)
+    thread.start()
+    return thread
 
 
 def _timeout_error(plan: Plan, stopped: bool, outcome: Outcome) -> RunTimeout:

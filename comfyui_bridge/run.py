@@ -35,6 +35,7 @@ class Outcome:
     error: dict | None = None                     # execution_error / execution_interrupted payload
     cached_nodes: list[str] = field(default_factory=list)
     ws_frames: list[tuple[str, bytes]] = field(default_factory=list)   # (node_id, image bytes) from SaveImageWebsocket
+    ws_outputs: dict[str, dict] = field(default_factory=dict)          # node -> `executed` output (history fallback)
     socket_dropped: bool = False
     last_error: BridgeError | None = None         # transport error seen while polling, if any
 
@@ -172,6 +173,8 @@ class RunFollower:
         elif kind == "progress" and pid == self.prompt_id:
             self.on_progress("progress", {"node": str(data.get("node")), "value": data.get("value"),
                                           "max": data.get("max")})
+        elif kind == "executed" and pid == self.prompt_id and isinstance(data.get("output"), dict):
+            self.outcome.ws_outputs[str(data.get("node"))] = data["output"]
         elif kind == "execution_success":
             self._terminal = "success"
         elif kind in ("execution_error", "execution_interrupted"):
@@ -200,10 +203,16 @@ class RunFollower:
         """`executing {node: null}` is sent after the history is stored; fetch it (briefly retry)."""
         end = min(self.deadline, time.monotonic() + 3.0)
         while True:
-            if self._poll(self.deadline - time.monotonic()):
+            try:
+                entry = self.client.history(self.prompt_id, limit=max(0.05, self.deadline - time.monotonic()))
+            except BridgeError as exc:
+                entry, self.outcome.last_error = None, exc
+                end = 0.0  # history is broken (500, not JSON): do not wait for it
+            if entry is not None and _finished(entry):
+                self._from_history(entry)
                 return True
             if time.monotonic() >= end:
-                # Socket said done but history is empty: trust the socket's verdict.
+                # The socket said done but the history cannot tell: trust the socket's verdict.
                 self.outcome.status = self._terminal or "success"
                 return True
             time.sleep(0.05)

@@ -31,6 +31,7 @@ Test control (never behind auth, faults or the Origin check):
     GET  /_test/stats          request counters per route template, open websockets, interrupts,
                                queue deletes, queue/history ids, executed node counts
     GET  /_test/config, GET /_test/files
+    POST /_test/fill_history?n=N  append N finished tiny-run entries to the history (benchmarks)
 
 Plugins (BizyAir behaviour lives in tests/servers/bizyair_routes.py, written separately):
 at startup, if `bizyair_routes` is importable, and for every --plugin, the server calls

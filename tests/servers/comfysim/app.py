@@ -434,10 +434,17 @@ def control_routes(state: ServerState) -> list[tuple[str, str, Any]]:
     async def get_files(request):
         return web.json_response(state.files.listing())
 
+    async def post_fill_history(request):
+        try:
+            n = int(request.rel_url.query.get("n", "0"))
+        except ValueError:
+            return web.json_response({"error": "n must be a whole number"}, status=400)
+        return web.json_response({"ok": True, "history": state.fill_history(n)})
+
     return [("GET", "/_test/stats", get_stats), ("GET", "/_test/config", get_config),
             ("POST", "/_test/config", post_config), ("POST", "/_test/reset", post_reset),
             ("POST", "/_test/release", post_release), ("POST", "/_test/restart", post_restart),
-            ("GET", "/_test/files", get_files)]
+            ("GET", "/_test/files", get_files), ("POST", "/_test/fill_history", post_fill_history)]
 
 
 async def bounce_listener(app: web.Application, down: float) -> None:

@@ -367,6 +367,33 @@ class ServerState:
 
     # ---- test control --------------------------------------------------------------------
 
+    def fill_history(self, n: int) -> int:
+        """Append n finished entries shaped like a tiny EmptyImage → SaveImage run (no files are
+        written), oldest dropped past MAX_HISTORY like ComfyUI. For benchmarks of clients whose
+        cost might grow with the history. Returns the history size."""
+        with self.lock:
+            for _ in range(max(0, n)):
+                prompt_id = str(uuid.uuid4())
+                number = self.number
+                self.number += 1
+                stamp = now_ms()
+                prompt = {"1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1,
+                                                                        "color": number % 0xFFFFFF}},
+                          "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0],
+                                                                      "filename_prefix": "filled"}}}
+                image = {"filename": f"filled_{number:05}_.png", "subfolder": "", "type": "output"}
+                if len(self.history) >= MAX_HISTORY:
+                    self.history.pop(next(iter(self.history)))
+                self.history[prompt_id] = {
+                    "prompt": [number, prompt_id, prompt, {"create_time": stamp}, ["2"]],
+                    "outputs": {"2": {"images": [image]}},
+                    "status": {"status_str": "success", "completed": True, "messages": [
+                        ["execution_start", {"prompt_id": prompt_id, "timestamp": stamp}],
+                        ["execution_cached", {"nodes": [], "prompt_id": prompt_id, "timestamp": stamp}],
+                        ["execution_success", {"prompt_id": prompt_id, "timestamp": stamp}]]},
+                    "meta": {"2": {"node_id": "2", "display_node": "2", "parent_node": None, "real_node_id": "2"}}}
+            return len(self.history)
+
     def update_config(self, patch: dict) -> dict:
         unknown = sorted(set(patch) - set(self.config_defaults))
         if unknown:
