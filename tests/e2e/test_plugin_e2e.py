@@ -149,3 +149,43 @@ def test_progress_streams_into_its_own_variable_only_when_asked(plugin, comfy_se
 def comfy_server_history(comfy, prompt_id):
     import requests
     return requests.get(f"{comfy.url}/history/{prompt_id}", timeout=10).json()[prompt_id]
+
+
+def agent_observation(run) -> str:
+    """What Dify's agent runner puts into the LLM context for these messages
+    (api/core/tools/tool_engine.py `_convert_tool_response_to_str`; blobs arrive there already
+    turned into image links)."""
+    parts, json_parts = [], []
+    for m in run.stream:
+        kind = m["type"]
+        if kind == "text":
+            parts.append(m["message"]["text"])
+        elif kind == "link":
+            parts.append(f"result link: {m['message']['text']}. please tell user to check it.")
+        elif kind in ("blob", "image", "image_link"):
+            parts.append("image has been created and sent to user already, "
+                         "you do not need to create it, just tell the user to check it now.")
+        elif kind == "json":
+            json_parts.append(json.dumps(m["message"]["json_object"], ensure_ascii=False))
+        else:
+            msg = m["message"]
+            parts.append(f"variable_name='{msg['variable_name']}' variable_value={msg['variable_value']!r} "
+                         f"stream={msg.get('stream', False)}")
+    return "".join(parts + [p for p in json_parts if p not in parts])
+
+
+def test_an_agent_sees_the_urls_and_one_sentence_never_the_workflow(plugin, comfy_server, cos_server,
+                                                                     cos_credentials):
+    cos_server.make_public(cos_credentials["cos_bucket"])
+    creds = dict(cos_credentials, comfyui_base_url=comfy_server.url)
+    sdxl = (WORKFLOWS / "bizyair/sdxl_ksampler_txt2img_api.json").read_text()
+    run = plugin.invoke(PROVIDER, "comfyui_workflow", creds, {"prompt": "a lighthouse at dusk", "workflow_json": sdxl},
+                        timeout=120)
+    assert not run.errors
+    seen = agent_observation(run)
+    url = run.variables["url"]
+    assert run.text.startswith("Generated 1 image file. URL: " + url)
+    assert url in seen
+    for workflow_part in ("class_type", "CheckpointLoaderSimple", "Juggernaut", "inputs"):
+        assert workflow_part not in seen
+    assert len(seen) < 2500, seen
