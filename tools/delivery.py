@@ -136,11 +136,18 @@ def deliver(result: RunResult, storage: Storage | None, max_blob_bytes: int, sec
     return report
 
 
+def status(report: Report) -> str:
+    """success; partial when the run failed after some outputs finished; error otherwise."""
+    if report.result.error is None:
+        return "success"
+    return "partial" if report.items else "error"
+
+
 def summary(report: Report) -> dict[str, Any]:
     """The compact JSON of a run: ids, status, seeds, one entry per file. Never the workflow."""
     result = report.result
     out: dict[str, Any] = {
-        "status": result.status if result.error is None or result.outputs else "error",
+        "status": status(report),
         "prompt_id": result.prompt_id,
         "server": result.server,
         "seeds": result.plan.seeds() if result.plan else {},
@@ -211,8 +218,7 @@ def messages(tool: Any, report: Report, stream_progress: Callable[[], None] | No
     yield tool.create_variable_message("urls", urls)
     yield tool.create_variable_message("markdown", markdown(report))
     yield tool.create_variable_message("prompt_id", result.prompt_id)
-    status = "success" if result.error is None else ("partial" if report.items else "error")
-    yield tool.create_variable_message("status", status)
+    yield tool.create_variable_message("status", status(report))
     yield tool.create_variable_message("seeds", result.plan.seeds() if result.plan else {})
     yield tool.create_json_message(summary(report))
     yield tool.create_text_message(sentence(report))
