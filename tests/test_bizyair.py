@@ -539,3 +539,9 @@ def test_server_mode_runs_with_the_key_in_the_magic_node_and_fails_without(comfy
     good = dict(graph)
     apply_server_mode_key(good, {}, "sk-plugin0001", prompt_id="p2")
     assert _run(comfy_server, good)["status"]["status_str"] == "success"
+
+
+def test_the_clouds_ok_code_inside_a_failed_task_is_not_an_error_code():
+    message = "BizyAir_NanoBanana task 9 failed: {'code': 20000, 'message': 'Ok', 'data': {'status': 'failed'}}"
+    en, _, detail = explain_failure("BizyAir_NanoBanana", "ValueError", message)
+    assert detail["kind"] == "cloud_failed" and "error_code" not in detail and "[code" not in en

@@ -189,3 +189,20 @@ def test_an_agent_sees_the_urls_and_one_sentence_never_the_workflow(plugin, comf
     for workflow_part in ("class_type", "CheckpointLoaderSimple", "Juggernaut", "inputs"):
         assert workflow_part not in seen
     assert len(seen) < 2500, seen
+
+
+def test_text_to_image_needs_only_a_prompt(plugin, comfy_server):
+    run = plugin.invoke(PROVIDER, "text_to_image", {"comfyui_base_url": comfy_server.url},
+                        {"prompt": "a paper boat on a pond", "width": 768, "height": 512}, timeout=120)
+    assert not run.errors, run.errors
+    (blob,) = run.blobs.values()
+    assert blob.meta["mime_type"] == "image/png" and b"a paper boat on a pond" in blob.data
+    (summary,) = run.jsons
+    assert set(summary["seeds"]) == {"3.seed"}
+
+
+def test_text_to_image_on_a_retired_bizyair_node_names_the_workflow_to_use(plugin, comfy_server):
+    run = plugin.invoke(PROVIDER, "text_to_image", {"comfyui_base_url": comfy_server.url},
+                        {"prompt": "a paper boat", "model": "kolors"}, timeout=120)
+    (error,) = run.errors
+    assert "retired" in error["message"] and ("'sdxl'" in error["message"] or "'flux_dev'" in error["message"])
