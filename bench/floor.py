@@ -55,8 +55,10 @@ class FloorClient:
         """Run `graph`; returns the bytes of every file in its history outputs."""
         client_id = uuid.uuid4().hex
         scheme = "wss" if self.secure else "ws"
+        # skip_utf8_validation: websocket-client's pure-Python check is redundant, recv() decodes
+        # text frames with bytes.decode("utf-8") anyway (which validates, in C).
         ws = websocket.create_connection(f"{scheme}://{self.host}:{self.port}{self.path}/ws?clientId={client_id}",
-                                         timeout=self.timeout, suppress_origin=True)
+                                         timeout=self.timeout, suppress_origin=True, skip_utf8_validation=True)
         try:
             body = json.dumps({"prompt": graph, "client_id": client_id}).encode()
             prompt_id = json.loads(self._http("POST", "/prompt", body))["prompt_id"]

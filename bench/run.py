@@ -440,8 +440,9 @@ def targets(results: dict) -> list[dict]:
 def report(results: dict) -> str:
     meta = results["meta"]
     out = [f"Run {meta['date']} on {meta['machine']}; `{meta['command']}`; against {meta['against']}; "
-           f"{meta['runs']} measured runs after {meta['warmup']} warm-up runs per system, interleaved. "
-           "Times in ms, median / p90."]
+           f"{meta['runs']} measured runs after {meta['warmup']} warm-up runs per system, interleaved; "
+           f"load average {meta['loadavg_start']} at the start, {meta.get('loadavg_end')} at the end; "
+           f"{meta.get('seconds')} s in all. Times in ms, median / p90."]
     lat = results.get("latency") or {}
     if lat:
         out += ["", "**Latency of one run** (added = paired per-round difference to the floor)", "",
@@ -538,6 +539,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def _loadavg() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
 def machine() -> str:
     return f"{os.cpu_count()} cores ({platform.machine()}, {platform.system()} {platform.release()}), " \
            f"Python {platform.python_version()}"
@@ -556,7 +564,7 @@ def main(argv: list[str]) -> int:
         "nproc": os.cpu_count(), "python": platform.python_version(),
         "command": "python bench/run.py" + "".join(f" {a}" for a in argv),
         "against": args.url or "the ComfyUI test server (tests/servers/comfyui_server.py)",
-        "runs": args.runs, "warmup": args.warmup,
+        "runs": args.runs, "warmup": args.warmup, "loadavg_start": _loadavg(),
     }
     try:
         if args.url:
@@ -640,6 +648,7 @@ def main(argv: list[str]) -> int:
                     traceback.print_exc()
         shutil.rmtree(work, ignore_errors=True)
     results["meta"]["seconds"] = round(time.monotonic() - started, 1)
+    results["meta"]["loadavg_end"] = _loadavg()
     results["targets"] = targets(results)
     text = report(results)
     print(text)

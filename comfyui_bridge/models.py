@@ -18,7 +18,7 @@ class RunRequest:
     prompt_node: str = ""                     # "", "<id>", "<id>.<input>" or a node title
     negative_node: str = ""
     seed: int | None = None                   # None: fresh random seed on every seed input
-    overrides: dict[str, Any] = field(default_factory=dict)   # {"<node id or title>.<input>": value}
+    overrides: dict[str, Any] | str = field(default_factory=dict)  # {"<node or title>.<input>": value} or its JSON
     images: list[tuple[str, bytes]] = field(default_factory=list)  # (filename, bytes) for LoadImage nodes
     image_nodes: list[str] = field(default_factory=list)
     timeout: float = 240.0

@@ -1,7 +1,9 @@
-"""BizyAir knowledge that needs no server: error explanations, server-mode key, placeholders, cache note.
+"""What the bridge knows about BizyAir containers, and the simulated container it is tested against.
 
-Execution errors are the ones a real BizyAir container (bizyengine 1.2.114) produced, copied to
-tests/fixtures/bizyair/execution_errors.json.
+First part, no server: error explanations, the server-mode key, placeholders, the cache note.
+Second part: `diagnose` against the simulated container in each key state, and the simulator
+itself checked against what a real container (bizyengine 1.2.114) did. Captured errors and key
+routes are copies in tests/fixtures/bizyair/ (execution_errors.json, key_routes.json).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import websocket
 
 from comfyui_bridge import bizyair
 from comfyui_bridge.bizyair import apply_server_mode_key, cache_note, explain_failure, is_placeholder
@@ -158,6 +161,12 @@ def test_unknown_bizyair_failures_show_the_scrubbed_text_and_no_server_paths():
     assert "boom" in en and "/opt/ComfyUI" not in en + detail["text"] and "sk-abcdef123" not in en
 
 
+def test_the_clouds_ok_code_inside_a_failed_task_is_not_an_error_code():
+    message = "BizyAir_NanoBanana task 9 failed: {'code': 20000, 'message': 'Ok', 'data': {'status': 'failed'}}"
+    en, _, detail = explain_failure("BizyAir_NanoBanana", "ValueError", message)
+    assert detail["kind"] == "cloud_failed" and "error_code" not in detail and "[code" not in en
+
+
 # ---- server mode -----------------------------------------------------------------------------
 
 def test_server_mode_key_travels_in_the_magic_node_only():
@@ -297,7 +306,6 @@ def test_cache_note_only_for_a_fixed_seed_on_bizyair():
 
 
 # ==== against the simulated BizyAir container ===================================================
-
 
 WORKFLOWS = Path(__file__).parent / "fixtures" / "workflows" / "bizyair"
 KEY_ROUTES = json.loads((FIXTURES / "key_routes.json").read_text("utf-8"))["states"]
@@ -476,20 +484,27 @@ def test_successful_bizyair_runs_write_real_pngs(comfy_server):
 
 def test_a_hung_cloud_call_ignores_interrupt_and_ends_with_a_reset(comfy_server):
     comfy_server.config(bizyair_state="stub_hang")
-    graph = _workflow("sdxl_ksampler_txt2img_api")
-    resp = requests.post(comfy_server.url + "/prompt", json={"prompt": graph}, timeout=5)
-    prompt_id = resp.json()["prompt_id"]
-    deadline = time.monotonic() + 10
-    while comfy_server.stats()["executed_nodes"].get("BizyAir_CLIPTextEncode", 0) < 2:
-        assert time.monotonic() < deadline, "the prompt never reached the sampler"
-        time.sleep(0.02)
+    client_id = uuid.uuid4().hex
+    ws = websocket.create_connection(f"{comfy_server.ws_url}?clientId={client_id}", timeout=10)
+    try:
+        resp = requests.post(comfy_server.url + "/prompt", timeout=5,
+                             json={"prompt": _workflow("sdxl_ksampler_txt2img_api"), "client_id": client_id})
+        prompt_id = resp.json()["prompt_id"]
+        while True:  # until the sampler (the first node that calls the cloud) is running
+            frame = ws.recv()
+            if isinstance(frame, str) and json.loads(frame) == {
+                    "type": "executing", "data": {"node": "3", "display_node": "3", "prompt_id": prompt_id}}:
+                break
+    finally:
+        ws.close()
     requests.post(comfy_server.url + "/interrupt", json={"prompt_id": prompt_id}, timeout=5)
     time.sleep(0.3)  # an interruptible node would have ended by now
     assert comfy_server.stats()["queue"]["running"] == [prompt_id]
     comfy_server.release()
     entry = None
+    deadline = time.monotonic() + 10
     while not entry:
-        assert time.monotonic() < deadline + 10
+        assert time.monotonic() < deadline
         entry = requests.get(f"{comfy_server.url}/history/{prompt_id}", timeout=5).json().get(prompt_id)
         time.sleep(0.02)
     error = _message(entry, "execution_error")
@@ -540,8 +555,3 @@ def test_server_mode_runs_with_the_key_in_the_magic_node_and_fails_without(comfy
     apply_server_mode_key(good, {}, "sk-plugin0001", prompt_id="p2")
     assert _run(comfy_server, good)["status"]["status_str"] == "success"
 
-
-def test_the_clouds_ok_code_inside_a_failed_task_is_not_an_error_code():
-    message = "BizyAir_NanoBanana task 9 failed: {'code': 20000, 'message': 'Ok', 'data': {'status': 'failed'}}"
-    en, _, detail = explain_failure("BizyAir_NanoBanana", "ValueError", message)
-    assert detail["kind"] == "cloud_failed" and "error_code" not in detail and "[code" not in en

@@ -16,6 +16,8 @@ from comfyui_bridge.models import OutputFile, RunRequest, RunResult
 from comfyui_bridge.publish import publish
 from comfyui_bridge.scrub import one_line, scrub
 from comfyui_bridge.storage import Storage
+from tools.params import delivery_options
+from tools.settings import credential_secrets, engine_from, storage_from
 
 Messages = Generator[Any, None, None]  # ToolInvokeMessage; dify_plugin is not imported here
 # (importing it monkey-patches the process with gevent: keep this module usable by tests).
@@ -204,7 +206,7 @@ def sentence(report: Report) -> str:
     return head
 
 
-def messages(tool: Any, report: Report, stream_progress: Callable[[], None] | None = None) -> Messages:
+def messages(tool: Any, report: Report) -> Messages:
     """Blobs first (Dify stores them as files), then the URL variables, JSON and the sentence."""
     for item in report.items:
         if item.blob:
@@ -222,6 +224,25 @@ def messages(tool: Any, report: Report, stream_progress: Callable[[], None] | No
     yield tool.create_variable_message("seeds", result.plan.seeds() if result.plan else {})
     yield tool.create_json_message(summary(report))
     yield tool.create_text_message(sentence(report))
+
+
+def invoke(tool: Any, tool_parameters: dict[str, Any],
+           make_request: Callable[[dict[str, Any]], RunRequest]) -> Messages:
+    """The body of both tools' `_invoke`: credentials → engine and storage, parameters → request,
+    then run and deliver. Input errors are raised outside any except block (no chained context)."""
+    credentials = tool.runtime.credentials
+    secrets = credential_secrets(credentials)
+    error: BridgeError | None = None
+    try:
+        engine = engine_from(credentials)
+        storage = storage_from(credentials)
+        request = make_request(tool_parameters)
+        options = delivery_options(tool_parameters)
+    except BridgeError as exc:
+        error = exc
+    if error is not None:
+        raise fail(error, secrets)
+    yield from run_and_deliver(tool, engine, storage, request, options, secrets)
 
 
 def run_and_deliver(tool: Any, engine: Engine, storage: Storage | None, request: RunRequest, options: Any,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,22 +58,11 @@ def seed(params: dict[str, Any]) -> int | None:
     return None if value is None else int(value)
 
 
-def overrides(params: dict[str, Any]) -> dict[str, Any]:
+def overrides(params: dict[str, Any]) -> dict[str, Any] | str:
+    """The raw overrides (JSON text or an object); plan.py parses and validates them against the
+    workflow, so a mistake is reported with the node it concerns."""
     raw = params.get("overrides")
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
-        return {}
-    if isinstance(raw, dict):
-        return raw
-    try:
-        value = json.loads(raw)
-    except ValueError as exc:
-        raise InputError(f"'overrides' is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}). "
-                         'Write it like {"5.width": 768, "KSampler.steps": 30}.',
-                         message_zh='“overrides”不是合法的 JSON。格式示例：{"5.width": 768, "KSampler.steps": 30}。') from None
-    if not isinstance(value, dict):
-        raise InputError('\'overrides\' must be a JSON object like {"5.width": 768}.',
-                         message_zh='“overrides”必须是 JSON 对象，例如 {"5.width": 768}。')
-    return value
+    return raw.strip() if isinstance(raw, str) else (raw or {})
 
 
 def images(params: dict[str, Any]) -> list[tuple[str, bytes]]:

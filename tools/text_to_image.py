@@ -9,28 +9,16 @@ from dify_plugin import Tool
 from dify_plugin.entities.tool import ToolInvokeMessage
 
 from comfyui_bridge.builtin import BUILTIN_MODELS, apply_size, find_size_node, load_builtin
-from comfyui_bridge.errors import BridgeError, InputError
+from comfyui_bridge.errors import InputError
 from comfyui_bridge.models import RunRequest
 from tools import params
-from tools.delivery import fail, run_and_deliver
-from tools.settings import DEFAULT_TIMEOUT, MAX_TIMEOUT, credential_secrets, engine_from, number, storage_from, text
+from tools.delivery import invoke
+from tools.settings import DEFAULT_TIMEOUT, MAX_TIMEOUT, number, text
 
 
 class TextToImageTool(Tool):
     def _invoke(self, tool_parameters: dict[str, Any]) -> Generator[ToolInvokeMessage, None, None]:
-        credentials = self.runtime.credentials
-        secrets = credential_secrets(credentials)
-        error: BridgeError | None = None
-        try:
-            engine = engine_from(credentials)
-            storage = storage_from(credentials)
-            request = text_to_image_request(tool_parameters)
-            options = params.delivery_options(tool_parameters)
-        except BridgeError as exc:
-            error = exc
-        if error is not None:
-            raise fail(error, secrets)
-        yield from run_and_deliver(self, engine, storage, request, options, secrets)
+        yield from invoke(self, tool_parameters, text_to_image_request)
 
 
 def text_to_image_request(tool_parameters: dict[str, Any]) -> RunRequest:
