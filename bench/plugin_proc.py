@@ -40,6 +40,19 @@ class TimedQueue(queue.Queue):
         super().put(item, block, timeout)
 
 
+class _ShortLines(list):
+    """The harness keeps every stdout line for grepping; blob chunks would make that hundreds of
+    MB over a bench run. Keep long stdout lines cut short (stderr whole)."""
+
+    LIMIT = 2000
+
+    def append(self, item) -> None:
+        stream, text = item
+        if stream == "stdout" and len(text) > self.LIMIT:
+            item = (stream, text[:200] + f"... [{len(text)} chars]")
+        super().append(item)
+
+
 @dataclass
 class Invocation:
     seconds: float                 # request written → `end` arrived
@@ -61,6 +74,8 @@ class TimedPlugin(PluginProcess):
         if isinstance(proc.stdout, io.RawIOBase):
             proc.stdout = io.BufferedReader(proc.stdout, buffer_size=1 << 20)
         super().__init__(proc, workdir, own_workdir)
+        self.lines = _ShortLines(self.lines)   # before any invoke: only heartbeats can be lost
+
 
     def _queue(self, session_id):
         with self._lock:
@@ -89,7 +104,6 @@ class TimedPlugin(PluginProcess):
                 inv.blob_bytes += total
                 inv.blob_seconds += t - first
                 first = None
-        self.lines.clear()   # the harness keeps every stdout line (base64 blobs): do not grow
         return inv
 
     # ---- memory ---------------------------------------------------------------------------------

@@ -53,6 +53,12 @@ class ComfyClient:
                 "URL's scheme is right (http vs https) and that the certificate is valid.",
                 message_zh=f"与 {self.server.label} 的 TLS 握手失败。请检查地址是 http 还是 https，以及证书是否有效。",
                 detail={"server": self.server.label}) from None
+        except requests.exceptions.ConnectTimeout:
+            raise ConnectionFailed(
+                f"Could not connect to {self.server.label} within {self._timeout(limit)[0]:.0f} s. Check the "
+                "address and that a firewall lets Dify's containers reach it.",
+                message_zh=f"在规定时间内无法连接 {self.server.label}。请检查地址，并确认防火墙允许 Dify 容器访问。",
+                detail={"server": self.server.label}, code="connect_timeout") from None
         except requests.exceptions.Timeout:
             raise ConnectionFailed(
                 f"ComfyUI at {self.server.label} did not answer {method} {path.split('?')[0]} within "

@@ -90,7 +90,7 @@ class Engine:
         plan = build_plan(request.workflow, request, nodeinfo, uploaded)
         extra_data: dict[str, Any] = {}
         if self.bizyair_key:
-            bizyair.apply_server_mode_key(plan.graph, extra_data, self.bizyair_key)
+            bizyair.apply_server_mode_key(plan.graph, extra_data, self.bizyair_key, prompt_id)
         client_id = uuid.uuid4().hex
         ws = None
         try:

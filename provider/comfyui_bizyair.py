@@ -8,7 +8,7 @@ from typing import Any
 from dify_plugin import ToolProvider
 from dify_plugin.errors.tool import ToolProviderCredentialValidationError
 
-from comfyui_bridge import routing
+from comfyui_bridge import bizyair, routing
 from comfyui_bridge.client import ComfyClient
 from comfyui_bridge.errors import BridgeError
 from comfyui_bridge.scrub import scrub
@@ -32,9 +32,15 @@ def validate(credentials: dict[str, Any]) -> list[str]:
     except BridgeError as exc:
         return [exc.bilingual()]
     server_mode_key = bool(str(credentials.get("bizyair_api_key") or "").strip())
-    for server, ok, message in routing.check_all(servers, ComfyClient, server_mode_key):
-        if not ok:
-            problems.append(message if len(servers) == 1 else f"{server.label}: {message}")
+
+    def check(client: ComfyClient) -> tuple[bool, str]:
+        found = bizyair.diagnose(client, server_mode_key)
+        return found.ok, f"{found.message}\n{found.message_zh}"
+
+    results = routing.check_all(servers, ComfyClient, check)
+    all_ok, en, zh = routing.summarize(results)
+    if not all_ok:
+        problems.append(next(m for _, ok, m in results if not ok) if len(servers) == 1 else f"{en}\n{zh}")
     try:
         storage = storage_from(credentials)
         if storage is not None:

@@ -17,7 +17,7 @@ class DeliveryOptions:
     progress: bool
 
 
-def file_bytes(file: Any, what: str) -> bytes:
+def file_bytes(file: Any, what: str, what_zh: str) -> bytes:
     """Bytes of a Dify file parameter, with a useful message when Dify's file URL is unreachable."""
     try:
         return file.blob
@@ -30,14 +30,14 @@ def file_bytes(file: Any, what: str) -> bytes:
         elif "timed out" in reason.lower() or "timeout" in reason.lower():
             hint = " The download timed out; the file may be too large for the SDK's 5 s limit."
         raise InputError(f"Could not read the {what} file from Dify.{hint}",
-                         message_zh=f"无法从 Dify 读取{what}文件。请检查 Dify 的 FILES_URL 配置。") from None
+                         message_zh=f"无法从 Dify 读取{what_zh}文件。请检查 Dify 的 FILES_URL 配置。") from None
 
 
 def workflow_from(params: dict[str, Any]) -> dict:
     file = params.get("workflow")
     raw_text = text(params, "workflow_json")
     if file is not None and not isinstance(file, (str, dict)):
-        return load_workflow(file_bytes(file, "workflow"))
+        return load_workflow(file_bytes(file, "workflow", "工作流"))
     if isinstance(file, dict):  # already-parsed JSON from a variable
         return load_workflow(file)
     if raw_text:
@@ -72,7 +72,7 @@ def images(params: dict[str, Any]) -> list[tuple[str, bytes]]:
     out = []
     for index, f in enumerate(files, 1):
         name = getattr(f, "filename", None) or f"image_{index}{getattr(f, 'extension', '') or '.png'}"
-        out.append((str(name), file_bytes(f, f"image #{index}")))
+        out.append((str(name), file_bytes(f, f"image #{index}", f"第 {index} 张图片")))
     return out
 
 

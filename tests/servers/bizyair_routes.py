@@ -370,7 +370,6 @@ def register(app: web.Application, server_state) -> None:
     bizy = Bizy(server_state)
     server_state.add_config_defaults(CONFIG_DEFAULTS)
     _derive_installed(server_state)
-    _ignore_dict_hidden_specs(server_state)
     for method, path, handler in routes(bizy):
         app.router.add_route(method, path, handler)
     executor = node_executor(bizy)
@@ -397,20 +396,3 @@ def _derive_installed(server_state) -> None:
         return original(patch)
 
     server_state.update_config = update_config
-
-
-def _ignore_dict_hidden_specs(server_state) -> None:
-    """API nodes declare a hidden input as a dict (`"bizyair_model_name": {"default": ...}`).
-    ComfyUI's get_input_data only compares hidden specs with "PROMPT", "UNIQUE_ID", ... and so
-    ignores it; comfysim.engine looks the spec up in a dict and fails with "unhashable type".
-    Until the engine skips non-string specs itself, hand it the node info without them."""
-    gather = server_state._gather_inputs
-
-    def gather_inputs(run, node_id: str, info: dict) -> dict:
-        hidden = (info.get("input") or {}).get("hidden") or {}
-        if any(isinstance(spec, dict) for spec in hidden.values()):
-            kept = {name: spec for name, spec in hidden.items() if not isinstance(spec, dict)}
-            info = {**info, "input": {**info["input"], "hidden": kept}}
-        return gather(run, node_id, info)
-
-    server_state._gather_inputs = gather_inputs

@@ -539,6 +539,8 @@ class ServerState:
         hidden = info.get("input", {}).get("hidden") or {}
         for name, spec in hidden.items():
             kind = spec[0] if isinstance(spec, list) and spec else spec
+            if not isinstance(kind, str):
+                continue  # e.g. {"default": …}: ComfyUI ignores hidden specs it does not know
             value = {"PROMPT": run.prompt, "DYNPROMPT": run.prompt, "UNIQUE_ID": node_id,
                      "EXTRA_PNGINFO": run.extra_data.get("extra_pnginfo"),
                      "AUTH_TOKEN_COMFY_ORG": run.sensitive.get("auth_token_comfy_org"),
