@@ -236,6 +236,9 @@ class ComfyClient:
     def delete_queued(self, prompt_id: str, limit: float | None = None) -> None:
         self.request("POST", "/queue", json={"delete": [prompt_id]}, limit=limit)
 
+    def delete_history(self, prompt_id: str, limit: float | None = None) -> None:
+        self.request("POST", "/history", json={"delete": [prompt_id]}, limit=limit)
+
     def upload_image(self, name: str, data: bytes, mime_type: str = "application/octet-stream",
                      limit: float | None = None) -> str:
         """Upload an input image; returns the name to put in LoadImage (the server may rename)."""

@@ -117,6 +117,8 @@ class Engine:
         timings["finished"] = time.monotonic() - started
         result = self._result(client, plan, prompt_id, outcome, deadline)
         timings["downloaded"] = time.monotonic() - started
+        if self.bizyair_key:
+            forget(client, prompt_id)
         result.timings = {k: round(v, 4) for k, v in timings.items()}
         return result
 
@@ -213,6 +215,14 @@ class Engine:
                                   message_zh=f"节点 {_label(plan.graph, node)} 执行失败（{short_type}）：{text}",
                                   detail=detail)
         return failure, err
+
+
+def forget(client: ComfyClient, prompt_id: str) -> None:
+    """Drop our history entry: in BizyAir server mode it holds the API key (inside the graph)."""
+    try:
+        client.delete_history(prompt_id, limit=2.0)
+    except BridgeError:
+        log.info("could not delete history entry %s", prompt_id)
 
 
 def node_info(client: ComfyClient) -> NodeInfo:

@@ -175,3 +175,20 @@ def test_the_json_summary_never_carries_the_workflow(comfy_server):
     from tools.delivery import deliver, summary
     text = json.dumps(summary(deliver(result, None, 15 * 2**20, [])))
     assert "CheckpointLoaderSimple" not in text and "class_type" not in text
+
+
+def test_server_mode_runs_carry_the_key_and_leave_no_trace_of_it(comfy_server):
+    key = "sk-serverModeKey0077"
+    comfy_server.config(bizyair_state="server_mode", bizyair_valid_keys=[key])
+    eng = Engine(parse_servers(comfy_server.url), bizyair_key=key)
+    result = eng.run(RunRequest(workflow=workflow("bizyair/sdxl_ksampler_txt2img_api.json"), prompt="a fox",
+                                timeout=30))
+    assert result.ok, result.error
+    assert result.prompt_id not in comfy_server.stats()["history"]  # the key sat in the stored graph
+    assert key not in repr(result.warnings) and key not in repr(result.timings)
+
+
+def test_server_mode_without_the_key_explains_what_is_missing(comfy_server):
+    comfy_server.config(bizyair_state="server_mode")
+    result = run(comfy_server, "bizyair/sdxl_ksampler_txt2img_api.json", prompt="a fox")
+    assert result.status == "error" and "BizyAir API key" in result.error.message
