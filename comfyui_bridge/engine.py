@@ -85,7 +85,8 @@ class Engine:
                 deadline: float, notify: Progress) -> RunResult:
         timings: dict[str, float] = {}
         nodeinfo = node_info(client)
-        preflight(request.workflow, request, nodeinfo)  # fail on bad input before uploading anything
+        if request.images:
+            preflight(request.workflow, request, nodeinfo)  # fail on bad input before uploading anything
         uploaded = self._upload_images(client, request, deadline)
         plan = build_plan(request.workflow, request, nodeinfo, uploaded)
         extra_data: dict[str, Any] = {}
@@ -157,8 +158,7 @@ class Engine:
         # /history unreadable (500, not JSON) but the socket saw the outputs: use those.
         listed = history.get("outputs") or ({} if outcome.history is not None else outcome.ws_outputs)
         refs, result.texts = collect_refs(listed)
-        files, failed = download(client, refs, prompt_id, max(deadline, time.monotonic() + 5.0)
-                                 if outcome.status != "timeout" else deadline, self.max_output_bytes)
+        files, failed = download(client, refs, prompt_id, deadline, self.max_output_bytes)
         files += _websocket_files(outcome, prompt_id, len(files))
         files, placeholder_nodes = _drop_placeholders(files)
         result.outputs = files
@@ -170,15 +170,7 @@ class Engine:
             result.failure, result.error = self._failure(outcome, plan, files)
         elif placeholder_nodes and result.error is None:
             result.status = "error"
-            node = placeholder_nodes[0]
-            result.failure = NodeFailure(node, _class_of(plan.graph, node), "placeholder", "placeholder output")
-            result.error = ExecutionFailed(
-                f"Node {_label(plan.graph, node)} returned BizyAir's stock placeholder instead of a result "
-                "(its cloud API call failed); the placeholder was not delivered. Run it again, or check the "
-                "container's log for the API error.",
-                message_zh=f"节点 {_label(plan.graph, node)} 返回的是 BizyAir 的占位图而不是结果（云端 API 调用失败），"
-                           "占位图未被返回。请重试，或查看容器日志中的 API 错误。",
-                detail={"node_id": node, "class_type": _class_of(plan.graph, node)}, code="placeholder")
+            result.failure, result.error = _placeholder_failure(plan.graph, placeholder_nodes[0])
         if outcome.status == "success" and not files and not result.texts and not failed:
             plan.warnings.append("the workflow finished but produced no file (add a SaveImage/PreviewImage node)")
         result.warnings = plan.warnings
@@ -307,6 +299,32 @@ def _websocket_files(outcome: Outcome, prompt_id: str, start: int) -> list[Outpu
         ref = OutputRef(node_id=node, filename=f"ws_{index}.{ext}", subfolder="", type="websocket", key="images")
         files.append(make_file(ref, data, "", prompt_id, counters))
     return files
+
+
+def _bizyair_source(graph: dict, node: str) -> str:
+    """The BizyAir node upstream of an output node (the one whose API call failed), else the node."""
+    queue, seen = [node], {node}
+    while queue:
+        current = queue.pop(0)
+        if current != node and _class_of(graph, current).startswith("BizyAir"):
+            return current
+        for value in (graph.get(current) or {}).get("inputs", {}).values():
+            if isinstance(value, list) and len(value) == 2 and str(value[0]) not in seen:
+                seen.add(str(value[0]))
+                queue.append(str(value[0]))
+    return node
+
+
+def _placeholder_failure(graph: dict, output_node: str) -> tuple[NodeFailure, ExecutionFailed]:
+    node = _bizyair_source(graph, output_node)
+    failure = NodeFailure(node, _class_of(graph, node), "placeholder", "placeholder output")
+    return failure, ExecutionFailed(
+        f"Node {_label(graph, node)} returned BizyAir's stock placeholder instead of a result "
+        "(its cloud API call failed); the placeholder was not delivered. Run it again, or check the "
+        "container's log for the API error.",
+        message_zh=f"节点 {_label(graph, node)} 返回的是 BizyAir 的占位图而不是结果（云端 API 调用失败），"
+                   "占位图未被返回。请重试，或查看容器日志中的 API 错误。",
+        detail={"node_id": node, "class_type": _class_of(graph, node)}, code="placeholder")
 
 
 def _drop_placeholders(files: list[OutputFile]) -> tuple[list[OutputFile], list[str]]:

@@ -192,3 +192,11 @@ def test_server_mode_without_the_key_explains_what_is_missing(comfy_server):
     comfy_server.config(bizyair_state="server_mode")
     result = run(comfy_server, "bizyair/sdxl_ksampler_txt2img_api.json", prompt="a fox")
     assert result.status == "error" and "BizyAir API key" in result.error.message
+
+
+def test_a_bizyair_placeholder_is_reported_as_a_failure_not_delivered(comfy_server):
+    comfy_server.config(bizyair_placeholder=True)
+    result = run(comfy_server, "bizyair/nanobanana_txt2img_api.json", prompt="a fox")
+    assert result.outputs == [] and result.status == "error"
+    assert result.error.code == "placeholder" and "placeholder" in result.error.message
+    assert (result.failure.node_id, result.failure.node_type) == ("1", "BizyAir_NanoBanana")
