@@ -56,6 +56,7 @@ class _ShortLines(list):
 @dataclass
 class Invocation:
     seconds: float                 # request written → `end` arrived
+    ended_at: float                # perf_counter() when `end` arrived
     result: SessionResult
     blob_bytes: int = 0            # total of every blob's announced length
     blob_seconds: float = 0.0      # first chunk → last chunk, summed over blobs (they are sequential)
@@ -93,7 +94,7 @@ class TimedPlugin(PluginProcess):
         result = self.collect(session_id, timeout)
         events = list(timed.events)
         end = next((t for t, kind, _, _ in events if kind == "end"), time.perf_counter())
-        inv = Invocation(seconds=end - started, result=result, events=events)
+        inv = Invocation(seconds=end - started, ended_at=end, result=result, events=events)
         first = None
         for t, kind, total, last in events:
             if kind != "blob_chunk":

@@ -26,7 +26,6 @@ and with --write-md the report between the markers in BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
-import copy
 import datetime as dt
 import json
 import os
@@ -133,7 +132,6 @@ class Bench:
         self.floor_client = FloorClient(comfy.url)
         self.object_info = {s: [0, 0] for s in SYSTEMS}
         self.run_counts = {s: 0 for s in SYSTEMS}
-        self.results: dict = {"errors": {}}
 
     @property
     def warmup(self) -> int:
@@ -178,8 +176,7 @@ class Bench:
             raise RuntimeError(f"plugin run {summary.get('status')}: {json.dumps(summary)[:300]}")
         size = sum(int(o.get("size") or 0) for o in summary.get("outputs", []))
         _check("plugin", len(summary.get("outputs", [])), size, expect)
-        end = next(t for t, kind, _, _ in inv.events if kind == "end") if inv.events else time.perf_counter()
-        return Sample(inv.seconds, end, size, inv.blob_seconds, inv.blob_bytes,
+        return Sample(inv.seconds, inv.ended_at, size, inv.blob_seconds, inv.blob_bytes,
                       info={"summary": summary, "blobs": len(inv.result.blobs)})
 
     def run(self, system: str, graph: dict, expect: int | None = None, **kw) -> Sample:
@@ -344,46 +341,39 @@ class Bench:
     # ---- 5. history ----------------------------------------------------------------------------------
 
     def history(self) -> dict:
-        times = {f"{s}@{n}": [] for s in SYSTEMS for n in (0, HISTORY_FILL)}
-        sizes = {0: [], HISTORY_FILL: []}
+        """Each round: clear the history, run all three, fill it with HISTORY_FILL entries
+        (/_test/fill_history), run all three again."""
+        times = {f"{s}@{p}": [] for s in SYSTEMS for p in ("small", "large")}
+        sizes = {"small": [], "large": []}
         for i in range(self.warmup + self.runs):
             self.comfy.clear_history()
-            for n in (0, HISTORY_FILL):
-                if n:
-                    self.comfy.fill_history(n)
-                sizes[n].append(self.comfy.history_size())
+            for point in ("small", "large"):
+                if point == "large":
+                    self.comfy.fill_history(HISTORY_FILL)
+                sizes[point].append(self.comfy.history_size())
                 for system in SYSTEMS:
-                    sample = self.run(system, tiny_graph(self.tag("hist", n, system, i)))
+                    sample = self.run(system, tiny_graph(self.tag("hist", point, system, i)))
                     if i >= self.warmup:
-                        times[f"{system}@{n}"].append(sample.seconds)
+                        times[f"{system}@{point}"].append(sample.seconds)
         self.comfy.clear_history()
-        out = {k: summary_ms(v) for k, v in times.items()}
-        for system in SYSTEMS:
-            out[f"{system}_delta"] = summary_ms(paired(times[f"{system}@0"], times[f"{system}@{HISTORY_FILL}"]))
-        out["history_sizes"] = {str(k): [min(v), max(v)] for k, v in sizes.items()}
-        out["raw_s"] = times
-        log("history: " + ", ".join(f"{s} {out[f'{s}@0']['median']:.1f} → {out[f'{s}@{HISTORY_FILL}']['median']:.1f} ms"
-                                    for s in SYSTEMS))
-        return out
+        return _history_summary(times, sizes, paired_rounds=True)
 
     def history_by_queueing(self) -> dict:
-        """A real ComfyUI (--fill-history): measure, queue N cached prompts without client_id as
-        fast as possible, wait for them, measure again. Not interleaved; it leaves N entries."""
-        times = {f"{s}@{k}": [] for s in SYSTEMS for k in ("before", "after")}
-        sizes = {}
-        for phase in ("before", "after"):
-            if phase == "after":
+        """A real ComfyUI (--fill-history): measure, queue HISTORY_FILL cached prompts without
+        client_id as fast as possible, wait for them, measure again. Not interleaved (the fill
+        cannot be undone without clearing the user's history); it leaves the entries there."""
+        times = {f"{s}@{p}": [] for s in SYSTEMS for p in ("small", "large")}
+        sizes = {"small": [], "large": []}
+        for point in ("small", "large"):
+            if point == "large":
                 self.fill_by_queueing(HISTORY_FILL)
-            sizes[phase] = self.comfy.history_size()
+            sizes[point].append(self.comfy.history_size())
             for i in range(self.warmup + self.runs):
                 for system in SYSTEMS:
-                    sample = self.run(system, tiny_graph(self.tag("histq", phase, system, i)))
+                    sample = self.run(system, tiny_graph(self.tag("histq", point, system, i)))
                     if i >= self.warmup:
-                        times[f"{system}@{phase}"].append(sample.seconds)
-        out = {k: summary_ms(v) for k, v in times.items()}
-        out["history_sizes"] = sizes
-        out["raw_s"] = times
-        return out
+                        times[f"{system}@{point}"].append(sample.seconds)
+        return _history_summary(times, sizes, paired_rounds=False)
 
     def fill_by_queueing(self, n: int) -> None:
         import requests
@@ -394,6 +384,21 @@ class Bench:
             session.post(self.comfy.url + "/prompt", data=body, headers={"Content-Type": "application/json"},
                          timeout=30).raise_for_status()
         self.comfy.wait_idle()
+
+
+def _history_summary(times: dict, sizes: dict, paired_rounds: bool) -> dict:
+    out = {k: summary_ms(v) for k, v in times.items()}
+    for system in SYSTEMS:
+        small, large = times[f"{system}@small"], times[f"{system}@large"]
+        # Paired per round when both points ran in the same round; else median vs median.
+        delta = paired(small, large) if paired_rounds else [statistics.median(large) - statistics.median(small)]
+        out[f"{system}_delta"] = summary_ms(delta)
+    out["entries"] = {k: [min(v), max(v)] for k, v in sizes.items()}
+    out["paired"] = paired_rounds
+    out["raw_s"] = times
+    log("history: " + ", ".join(f"{s} {out[f'{s}@small']['median']:.1f} → {out[f'{s}@large']['median']:.1f} ms"
+                                for s in SYSTEMS))
+    return out
 
 
 def _check(system: str, count: int, size: int, expect: int | None) -> None:
@@ -429,11 +434,12 @@ def targets(results: dict) -> list[dict]:
         add("full /object_info requests during engine + plugin runs", full, 0, full == 0, unit="requests")
     hist = results.get("history")
     if hist and "engine_delta" in hist:
+        small, large = hist["entries"]["small"][0], hist["entries"]["large"][0]
         for system in ("engine", "plugin"):
-            base = hist[f"{system}@0"]["median"]
+            base = hist[f"{system}@small"]["median"]
             limit = round(max(HISTORY_FLAT_MS, HISTORY_FLAT_REL * base), 2)
             v = hist[f"{system}_delta"]["median"]
-            add(f"{system}: history 0 → {HISTORY_FILL} entries, added cost (median)", v, limit, v <= limit)
+            add(f"{system}: history {small:,} → {large:,} entries, added cost (median)", v, limit, v <= limit)
     return rows
 
 
@@ -480,11 +486,13 @@ def report(results: dict) -> str:
         for label in ("2 MiB", "50 MiB"):
             out.append(f"| {label} | {med_p90(cos[label])} | {cos[label]['mb_per_s']} MB/s |")
     hist = results.get("history")
-    if hist and "engine@0" in hist:
-        out += ["", f"**History growth** (cost of one tiny run with 0 and {HISTORY_FILL:,} entries in the server's "
-                "history)", "", f"| | 0 entries | {HISTORY_FILL:,} entries | added (paired) |", "|---|---|---|---|"]
+    if hist and "engine@small" in hist:
+        small, large = hist["entries"]["small"][0], hist["entries"]["large"][0]
+        how = "paired per round" if hist["paired"] else "median vs median"
+        out += ["", f"**History growth** (one tiny run with {small:,} and {large:,} entries in the server's history)",
+                "", f"| | {small:,} entries | {large:,} entries | added ({how}) |", "|---|---|---|---|"]
         for system in SYSTEMS:
-            out.append(f"| {system} | {med_p90(hist[f'{system}@0'])} | {med_p90(hist[f'{system}@{HISTORY_FILL}'])} | "
+            out.append(f"| {system} | {med_p90(hist[f'{system}@small'])} | {med_p90(hist[f'{system}@large'])} | "
                        f"{med_p90(hist[f'{system}_delta'])} |")
     oi = results.get("object_info")
     if oi and oi.get("counted"):

@@ -468,6 +468,7 @@ def _deprecated(node_type: str) -> _Kind:
 # bizyengine-1.2.114-py3-none-any.whl (PyPI), files
 # bizyengine/bizyair_extras/third_party_api/placeholder.png (6920 bytes, 600×400 RGBA) and
 # bizyengine/bizyair_extras/third_party_api/placeholder.mp4 (5783 bytes).
+PLACEHOLDER_SIZES = frozenset({6920, 5783})   # bytes of placeholder.png, placeholder.mp4
 PLACEHOLDER_SHA256 = frozenset({
     "add61636c790e93aeebc24523f2ade745c9f76b7da4da6f2f54eb9f3f7b8736d",  # placeholder.png
     "06abb29f80340f16cdac8b267efa8c0bea2e6e2870fb841203cd85a31111ba16",  # placeholder.mp4
@@ -505,7 +506,8 @@ def is_placeholder(data: bytes) -> bool:
     Byte-identical files match by sha256. A PNG written by ComfyUI from the placeholder image
     matches by its pixels. A re-muxed placeholder video is not recognised (no video decoding here).
     """
-    if hashlib.sha256(data).hexdigest() in PLACEHOLDER_SHA256:
+    # Only files of the stock sizes can be byte-identical: skip hashing every real output.
+    if len(data) in PLACEHOLDER_SIZES and hashlib.sha256(data).hexdigest() in PLACEHOLDER_SHA256:
         return True
     if not data.startswith(_PNG_MAGIC) or _png_size(data) != _PH_SIZE:
         return False

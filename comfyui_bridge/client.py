@@ -11,6 +11,7 @@ import ssl
 from typing import Any
 
 import requests
+import urllib3
 import websocket
 
 from .endpoint import ServerConfig
@@ -271,24 +272,35 @@ class ComfyClient:
                 raise BadResponse(f"Output '{ref.filename}' is {int(expected)} bytes, over the "
                                   f"{max_bytes}-byte download limit.", code="too_large",
                                   detail={"node_id": ref.node_id, "size": int(expected)})
-            buf = bytearray()
-            for chunk in resp.iter_content(chunk_size=256 * 1024):
-                buf += chunk
-                if len(buf) > max_bytes:
-                    raise BadResponse(f"Output '{ref.filename}' is over the {max_bytes}-byte download limit.",
-                                      code="too_large", detail={"node_id": ref.node_id})
-            if expected and expected.isdigit() and len(buf) != int(expected):
+            data = self._read_body(resp, ref, max_bytes)
+            if expected and expected.isdigit() and len(data) != int(expected):
                 raise BadResponse(
-                    f"The download of '{ref.filename}' was cut off ({len(buf)} of {expected} bytes).",
-                    message_zh=f"下载“{ref.filename}”时连接中断（{len(buf)}/{expected} 字节）。",
+                    f"The download of '{ref.filename}' was cut off ({len(data)} of {expected} bytes).",
+                    message_zh=f"下载“{ref.filename}”时连接中断（{len(data)}/{expected} 字节）。",
                     code="truncated", detail={"node_id": ref.node_id})
-            return bytes(buf), resp.headers.get("Content-Type", "")
-        except requests.exceptions.RequestException as exc:
+            return data, resp.headers.get("Content-Type", "")
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise BadResponse(f"The download of '{ref.filename}' failed: {self._why(exc)}",
                               message_zh=f"下载“{ref.filename}”失败。", code="truncated",
                               detail={"node_id": ref.node_id}) from None
         finally:
             resp.close()
+
+    @staticmethod
+    def _read_body(resp: requests.Response, ref: OutputRef, max_bytes: int) -> bytes:
+        """The body in one piece. With a plain Content-Length, one read of exactly that many bytes
+        (a single allocation: outputs can be hundreds of MB); otherwise chunks, bounded."""
+        expected = resp.headers.get("Content-Length", "")
+        if expected.isdigit() and not resp.headers.get("Content-Encoding"):
+            return resp.raw.read(int(expected))
+        chunks, size = [], 0
+        for chunk in resp.iter_content(chunk_size=256 * 1024):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > max_bytes:
+                raise BadResponse(f"Output '{ref.filename}' is over the {max_bytes}-byte download limit.",
+                                  code="too_large", detail={"node_id": ref.node_id})
+        return b"".join(chunks)
 
     def open_ws(self, client_id: str, timeout: float) -> websocket.WebSocket:
         """Open the websocket for one run. Auth headers go on the handshake too."""
@@ -296,7 +308,7 @@ class ComfyClient:
         try:
             return websocket.create_connection(
                 self.server.ws_url(client_id), timeout=max(0.1, timeout), header=headers,
-                enable_multithread=False, suppress_origin=True,
+                enable_multithread=False, suppress_origin=True, skip_utf8_validation=True,
                 sslopt={"cert_reqs": ssl.CERT_REQUIRED} if self.server.base_url.startswith("https") else None)
         except websocket.WebSocketBadStatusException as exc:
             if exc.status_code in (401, 403):

@@ -316,7 +316,7 @@ class PluginProcess:
             full_env["INSTALL_METHOD"] = "local"
             proc = subprocess.Popen([str(Path(workdir) / ".venv" / "bin" / "python"), "-m", "main"],
                                     cwd=workdir, env=full_env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, bufsize=0)
+                                    stderr=subprocess.PIPE)
         except BaseException:
             if own:
                 shutil.rmtree(own, ignore_errors=True)
