@@ -7,6 +7,7 @@ handshake alike), and turns transport failures into errors a user can act on.
 from __future__ import annotations
 
 import json
+import os
 import ssl
 from typing import Any
 
@@ -30,8 +31,7 @@ class ComfyClient:
     def __init__(self, server: ServerConfig, session: requests.Session | None = None,
                  connect_timeout: float = CONNECT_TIMEOUT, read_timeout: float = READ_TIMEOUT):
         self.server = server
-        self.session = session or requests.Session()
-        self.session.trust_env = True
+        self.session = session or _session_for(server)
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
 
@@ -326,6 +326,17 @@ class ComfyClient:
 
     def close(self) -> None:
         self.session.close()
+
+
+def _session_for(server: ServerConfig) -> requests.Session:
+    """A session honouring the environment's proxy and CA settings (Dify passes HTTP(S)_PROXY,
+    NO_PROXY and REQUESTS_CA_BUNDLE to plugins), resolved once for this server instead of on
+    every request."""
+    session = requests.Session()
+    session.trust_env = False
+    session.proxies = requests.utils.get_environ_proxies(server.base_url)
+    session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    return session
 
 
 def _node_error_summary(payload: Any) -> dict:
