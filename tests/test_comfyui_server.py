@@ -917,3 +917,12 @@ def test_two_concurrent_clients_each_get_their_own_file(comfy_server):
         with open_file(comfy_server, params["filename"], "output", params["subfolder"]) as data:
             assert json.loads(png_text_chunks(data)["prompt"])["1"]["inputs"]["color"] == color
     assert len({p["filename"] for p in results.values()}) == 2
+
+
+def test_fill_history_grows_the_history_that_history_routes_serve(comfy_server):
+    reply = requests.post(comfy_server.url + "/_test/fill_history", params={"n": 50}, timeout=10).json()
+    assert reply["history"] >= 50
+    listed = requests.get(comfy_server.url + "/history", params={"max_items": 100}, timeout=10).json()
+    assert len(listed) >= 50
+    some_id = next(iter(listed))
+    assert requests.get(f"{comfy_server.url}/history/{some_id}", timeout=10).json()[some_id]["status"]
