@@ -79,6 +79,7 @@ def test_https_against_a_plain_http_server_is_a_tls_error(comfy_server):
     t = Timed(lambda: engine(url).run(RunRequest(workflow=workflow(), timeout=20)))
     assert isinstance(t.error, ConnectionFailed) and "TLS" in t.error.message
     assert t.seconds < 15
+    assert_clean(comfy_server)
 
 
 def test_a_url_that_serves_web_pages_is_not_comfyui(comfy_server):
@@ -103,6 +104,7 @@ def test_the_token_is_sent_on_http_and_on_the_websocket(comfy_server_factory):
     comfy = comfy_server_factory(token="right-token-456")
     result = engine(comfy.url, token="right-token-456").run(RunRequest(workflow=workflow(), timeout=20))
     assert result.ok and comfy.stats()["ws_connects"] == 1
+    assert_clean(comfy, result.prompt_id)
 
 
 def test_a_200_that_is_not_json_is_reported_as_such(comfy_server):
@@ -192,6 +194,7 @@ def test_a_run_that_cannot_be_stopped_says_so_and_still_returns_on_time(comfy_se
         assert t.seconds < 10 + 2
     finally:
         comfy_server.release()
+    assert_clean(comfy_server, t.result.prompt_id)
 
 
 def test_an_interrupt_by_someone_else_is_reported_as_interrupted(comfy_server):
@@ -211,6 +214,7 @@ def test_view_404_names_the_missing_output_and_returns_the_rest(comfy_server):
     assert result.outputs == [] and len(result.missing) == 1
     assert any("not delivered" in w and "404" in w for w in result.warnings)
     assert t.seconds < 10
+    assert_clean(comfy_server, t.result.prompt_id)
 
 
 def test_a_truncated_download_is_detected_not_delivered_as_a_broken_file(comfy_server):
@@ -219,6 +223,7 @@ def test_a_truncated_download_is_detected_not_delivered_as_a_broken_file(comfy_s
     assert t.result.outputs == []
     assert any("cut off" in w or "failed" in w for w in t.result.warnings)
     assert t.seconds < 10
+    assert_clean(comfy_server, t.result.prompt_id)
 
 
 def test_a_frozen_server_does_not_hang_the_run_and_is_cleaned_up_when_it_wakes(comfy_server_fresh):
@@ -241,3 +246,4 @@ def test_outputs_bigger_than_the_download_limit_are_named_not_loaded(comfy_serve
     eng = Engine(parse_servers(comfy_server.url), max_output_bytes=1_000_000)
     result = eng.run(RunRequest(workflow=workflow(), timeout=20))
     assert result.outputs == [] and any("download limit" in w for w in result.warnings)
+    assert_clean(comfy_server, result.prompt_id)
