@@ -207,13 +207,15 @@ def sentence(report: Report) -> str:
 
 
 def messages(tool: Any, report: Report) -> Messages:
-    """Blobs first (Dify stores them as files), then the URL variables, JSON and the sentence."""
+    """Blobs first (Dify stores them as files), then the sentence, the variables and the JSON."""
     for item in report.items:
         if item.blob:
             yield tool.create_blob_message(item.file.data, meta={"mime_type": item.file.mime_type,
                                                                  "filename": item.file.name})
         elif item.url:
             yield tool.create_link_message(item.url)
+    # The sentence right after the files: an agent reads it first (Dify concatenates the rest).
+    yield tool.create_text_message(sentence(report))
     urls = report.urls
     result = report.result
     yield tool.create_variable_message("url", urls[0] if urls else "")
@@ -223,7 +225,6 @@ def messages(tool: Any, report: Report) -> Messages:
     yield tool.create_variable_message("status", status(report))
     yield tool.create_variable_message("seeds", result.plan.seeds() if result.plan else {})
     yield tool.create_json_message(summary(report))
-    yield tool.create_text_message(sentence(report))
 
 
 def invoke(tool: Any, tool_parameters: dict[str, Any],

@@ -186,6 +186,7 @@ def test_an_agent_sees_the_urls_and_one_sentence_never_the_workflow(plugin, comf
     url = run.variables["url"]
     assert run.text.startswith("Generated 1 image file. URL: " + url)
     assert url in seen
+    assert seen.index("Generated 1 image file") < seen.index("variable_name=")  # the sentence comes first
     for workflow_part in ("class_type", "CheckpointLoaderSimple", "Juggernaut", "inputs"):
         assert workflow_part not in seen
     assert len(seen) < 2500, seen
