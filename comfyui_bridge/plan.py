@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from .bizyair.cache import cache_note
 from .errors import InputError
 from .images import check_image_count, find_image_slots, place_images
 from .models import InputChange, Plan, RunRequest
@@ -16,8 +17,8 @@ from .seeds import apply_seeds, find_seed_slots
 from .targeting import Analysis, Resolution, find_targets
 from .workflow import Workflow, parse_workflow
 
-FIXED_SEED_NOTE = ("The seed is fixed: identical inputs are served from ComfyUI's cache and, on BizyAir, "
-                   "from the cloud's 7-day result cache, so the same image comes back.")
+FIXED_SEED_NOTE = ("The seed is fixed: identical inputs are served from ComfyUI's cache, so the same "
+                   "result comes back.")
 
 
 def build_plan(graph: dict, request: RunRequest, nodeinfo: NodeInfo, uploaded_images: list[str] | tuple = ()) -> Plan:
@@ -37,6 +38,10 @@ def build_plan(graph: dict, request: RunRequest, nodeinfo: NodeInfo, uploaded_im
     seed_inputs = {(s.node_id, s.input) for s in find_seed_slots(graph, nodeinfo)}
     if (request.seed is not None and seeds) or overridden & seed_inputs:
         plan.warnings.append(FIXED_SEED_NOTE)
+        bizyair_note = cache_note(True, any(str(n.get("class_type", "")).startswith("BizyAir")
+                                            for n in g.values() if isinstance(n, dict)))
+        if bizyair_note:
+            plan.warnings.append(bizyair_note)
     elif request.seed is not None:
         plan.warnings.append("The seed was not used: the workflow has no seed input holding a number.")
     plan.changes += apply_overrides(g, overrides)

@@ -291,7 +291,7 @@ def test_real_results_are_not_placeholders():
 
 
 def test_the_placeholder_check_fails_when_the_hash_is_wrong(monkeypatch):
-    monkeypatch.setattr(bizyair, "PLACEHOLDER_SHA256", frozenset())
+    monkeypatch.setattr(bizyair.placeholders, "PLACEHOLDER_SHA256", frozenset())
     assert not is_placeholder(PLACEHOLDER_MP4)
     assert is_placeholder(PLACEHOLDER_PNG)  # still caught by its pixels
 

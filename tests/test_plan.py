@@ -84,7 +84,16 @@ def test_fixed_seed_warns_about_caches():
     g = load("workflows/bizyair/sdxl_ksampler_txt2img_api.json")
     plan = build_plan(g, request(g, seed=1234), INFO)
     assert plan.graph["3"]["inputs"]["seed"] == 1234 and plan.seeds() == {"3.seed": 1234}
-    assert FIXED_SEED_NOTE in plan.warnings and "7-day" in FIXED_SEED_NOTE
+    assert FIXED_SEED_NOTE in plan.warnings
+    assert any("7 days" in w for w in plan.warnings)  # BizyAir's own result cache
+
+
+def test_fixed_seed_on_plain_comfyui_mentions_only_comfyuis_cache():
+    g = {"1": {"class_type": "KSampler", "inputs": {"seed": 5, "steps": 20, "cfg": 7.0, "sampler_name": "euler",
+                                                   "scheduler": "normal", "denoise": 1.0}},
+         "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}}}
+    plan = build_plan(g, request(g, seed=9), INFO)
+    assert FIXED_SEED_NOTE in plan.warnings and not any("7 days" in w for w in plan.warnings)
 
 
 def test_seed_set_by_override_wins_and_warns():

@@ -1,0 +1,61 @@
+"""BIZYAIR_SERVER_MODE: the container holds no key; each prompt carries ours."""
+
+from __future__ import annotations
+
+import uuid
+
+# bizyengine/core/nodes_base.py: BIZYAIR_PARAM_MAGIC_NODE_ID = "bizyair_magic_node".
+SERVER_MODE_NODE_ID = "bizyair_magic_node"
+# bizyengine/misc/nodes.py `class PassParameter(BizyAirBaseNode)`, registered with the "BizyAir_"
+# prefix by core/nodes_base.py register_node(); no inputs, no outputs, never executed.
+SERVER_MODE_NODE_CLASS = "BizyAir_PassParameter"
+
+
+def apply_server_mode_key(graph: dict, extra_data: dict, key: str, prompt_id: str = "") -> None:
+    """Give a BIZYAIR_SERVER_MODE container the BizyAir key for this one prompt (in place).
+
+    How bizyengine 1.2.114 gets the key in server mode:
+    - `core/common/env_var.py`: BIZYAIR_SERVER_MODE = env("BIZYAIR_SERVER_MODE", bool, False).
+    - `core/common/client.py` get_api_key() / validate_api_key() / set_api_key() return early in
+      server mode: the container neither holds nor validates a key.
+    - Every BizyAir node has a hidden input `bizyair_prompt` = "PROMPT", i.e. the whole prompt as
+      posted (`core/nodes_base.py` ensure_hidden_unique_id_and_prompt).
+    - `core/nodes_base.py` pop_api_key_and_prompt_id(): in server mode, if the prompt has a node
+      with id "bizyair_magic_node", it takes `api_key` and `prompt_id` from that node's `_meta`;
+      nothing else is consulted (not extra_data, not HTTP headers). Without that node the key is
+      missing and the first cloud call fails (KeyError 'api_key' in prompt_processor /
+      trd_nodes_base, or "Bearer None" → 401).
+    - The key then goes out as `Authorization: Bearer <key>` (`client.headers(api_key=...)`) and in
+      the request body `exec_info.api_key` (`core/commands/processors/prompt_processor.py`).
+    - `prompt_id` becomes the `X-BIZYAIR-PROMPT-ID` header and the key of the per-prompt counter of
+      parallel API-node tasks (`bizyair_extras/third_party_api/trd_nodes_base.py` api_call), so it
+      must be unique per run: pass the ComfyUI prompt id we queue under.
+    - The `/bizyair/*` REST routes read an RSA-encrypted key from `Authorization` instead
+      (`bizy_server/server.py` _get_request_api_key, `bizy_server/utils.py` decrypt_apikey); they
+      play no part in running a prompt.
+
+    `extra_data` is deliberately left unchanged: bizyengine never reads it, and ComfyUI stores it
+    in /history like the prompt. The key does end up in the container's /history (inside this
+    node) and in `execution_error.current_inputs.bizyair_prompt`: add `secrets(key)` to every scrub.
+    An empty key does nothing.
+    """
+    del extra_data  # documented above: nothing to put there
+    key = (key or "").strip()
+    if not key:
+        return
+    graph[SERVER_MODE_NODE_ID] = {
+        "class_type": SERVER_MODE_NODE_CLASS,
+        "inputs": {},
+        "_meta": {"api_key": key, "prompt_id": prompt_id or str(uuid.uuid4())},
+    }
+
+
+def remove_server_mode_key(graph: dict) -> dict:
+    """A copy of `graph` without the key node, for anything we show or store."""
+    return {k: v for k, v in graph.items() if k != SERVER_MODE_NODE_ID}
+
+
+def secrets(key: str) -> list[str]:
+    """Values to add to the scrub list when a BizyAir key is configured."""
+    key = (key or "").strip()
+    return [key] if key else []
