@@ -50,11 +50,6 @@ def apply_server_mode_key(graph: dict, extra_data: dict, key: str, prompt_id: st
     }
 
 
-def remove_server_mode_key(graph: dict) -> dict:
-    """A copy of `graph` without the key node, for anything we show or store."""
-    return {k: v for k, v in graph.items() if k != SERVER_MODE_NODE_ID}
-
-
 def secrets(key: str) -> list[str]:
     """Values to add to the scrub list when a BizyAir key is configured."""
     key = (key or "").strip()
