@@ -4,7 +4,6 @@ files, the heartbeat keeps flowing during long waits, and no secret ever leaves 
 from __future__ import annotations
 
 import json
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
