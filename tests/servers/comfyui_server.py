@@ -5,7 +5,7 @@
 
 Prints `listening 127.0.0.1:PORT` as its first stdout line and serves until SIGTERM/SIGINT.
 Everything else goes to stderr. Behaviour follows the captures of a real ComfyUI 0.8.0
-(tests/fixtures/captures/comfyui/, /work/shared/notes/comfyui-protocol.md):
+(the captures in tests/fixtures/captures/ and the team's ComfyUI protocol notes):
 
 * Routes, with and without /api: GET /system_stats, GET/POST /prompt, GET/POST /queue, GET /history,
   GET /history/{id}, POST /history, POST /interrupt, GET|HEAD /view, POST /upload/image, GET /object_info,
