@@ -21,6 +21,7 @@ from .models import NodeFailure, OutputFile, OutputRef, Plan, RunRequest, RunRes
 from .nodeinfo import NodeInfo
 from .outputs import collect_refs, download, make_file
 from .plan import build_plan, preflight
+from .rejections import describe_rejection
 from .run import Outcome, Progress, RunFollower, close_quietly, open_socket
 from .scrub import one_line
 
@@ -159,7 +160,7 @@ class Engine:
         listed = history.get("outputs") or ({} if outcome.history is not None else outcome.ws_outputs)
         refs, result.texts = collect_refs(listed)
         files, failed = download(client, refs, prompt_id, deadline, self.max_output_bytes)
-        files += _websocket_files(outcome, prompt_id, len(files))
+        files += _websocket_files(outcome, prompt_id)
         files, placeholder_nodes = _drop_placeholders(files)
         result.outputs = files
         result.missing = [ref for ref, _ in failed]
@@ -279,7 +280,6 @@ def _timeout_error(plan: Plan, stopped: bool, outcome: Outcome) -> RunTimeout:
 
 
 def _skipped_outputs(accepted: dict, graph: dict) -> list[str]:
-    from .rejections import describe_rejection
     if not accepted.get("node_errors"):
         return []
     _, lines = describe_rejection({"node_errors": accepted["node_errors"]}, graph)
@@ -291,7 +291,7 @@ def _websocket_nodes(graph: dict) -> set[str]:
             if isinstance(node, dict) and "websocket" in str(node.get("class_type", "")).lower()}
 
 
-def _websocket_files(outcome: Outcome, prompt_id: str, start: int) -> list[OutputFile]:
+def _websocket_files(outcome: Outcome, prompt_id: str) -> list[OutputFile]:
     counters: dict[str, int] = {}
     files = []
     for index, (node, data) in enumerate(outcome.ws_frames):
