@@ -8,6 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
+# A message is read by a person (or an agent): a few lines. Anything longer quotes too much of
+# some input; cut it here so no caller can turn a hostile megabyte into a megabyte of error.
+MAX_MESSAGE_CHARS = 4000
+
+
+def bounded(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """`text`, cut to `limit` characters with a note of how much was cut."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit} more characters cut)"
+
 
 class BridgeError(Exception):
     """Base of every error the engine raises on purpose."""
@@ -16,6 +28,7 @@ class BridgeError(Exception):
 
     def __init__(self, message: str, *, message_zh: str = "", detail: dict[str, Any] | None = None,
                  code: str | None = None):
+        message, message_zh = bounded(message), bounded(message_zh)
         super().__init__(message)
         self.message = message
         self.message_zh = message_zh

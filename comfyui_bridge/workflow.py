@@ -7,15 +7,16 @@ where an input is either a literal or a link `["<source id>", <output slot>]`. U
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from . import jsonsafe
 from .errors import InputError, WorkflowFormatError
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_DEPTH = 64
+MAX_SPEC_CHARS = 300   # a node reference: id, title or class, plus ".input"
 
 EXPORT_STEPS = (
     "Export it in API format: in ComfyUI open the workflow, then Workflow menu → Export (API), and use "
@@ -79,26 +80,6 @@ def _too_big(size: int) -> WorkflowFormatError:
         message_zh=f"工作流文件过大（{size // 1024} KB，上限 {MAX_BYTES // (1024 * 1024)} MB），请确认文件是否正确。")
 
 
-_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
-_BRACKET = re.compile(r"[\[\]{}]")
-
-
-def _nesting_depth(text: str, limit: int) -> int:
-    """Deepest bracket nesting outside strings, stopping early past `limit`. Runs before json.loads
-    so a hostile file cannot drive the parser into deep recursion."""
-    depth = deepest = 0
-    for m in _BRACKET.finditer(_STRING.sub('""', text)):
-        if m.group() in "[{":
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-                if deepest > limit:
-                    break
-        else:
-            depth -= 1
-    return deepest
-
-
 def _too_deep() -> WorkflowFormatError:
     return WorkflowFormatError(
         f"The workflow JSON is nested more than {MAX_DEPTH} levels deep. ComfyUI workflows are shallow "
@@ -107,15 +88,8 @@ def _too_deep() -> WorkflowFormatError:
 
 
 def _check_depth_of_object(obj: Any) -> None:
-    stack = [(obj, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise _too_deep()
-        if isinstance(value, dict):
-            stack.extend((v, depth + 1) for v in value.values() if isinstance(v, (dict, list)))
-        elif isinstance(value, list):
-            stack.extend((v, depth + 1) for v in value if isinstance(v, (dict, list)))
+    if jsonsafe.depth_exceeds(obj, MAX_DEPTH):
+        raise _too_deep()
 
 
 def _parse_json(text: str) -> Any:
@@ -123,22 +97,24 @@ def _parse_json(text: str) -> Any:
         raise WorkflowFormatError(
             "The workflow is empty. Paste or upload the JSON of a ComfyUI workflow. " + EXPORT_STEPS,
             message_zh="工作流为空，请粘贴或上传 ComfyUI 工作流的 JSON。" + EXPORT_STEPS_ZH)
-    if _nesting_depth(text, MAX_DEPTH) > MAX_DEPTH:
-        raise _too_deep()
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
+        return jsonsafe.parse(text, max_bytes=MAX_BYTES, max_depth=MAX_DEPTH)
+    except jsonsafe.JsonTooDeep:
+        raise _too_deep() from None
+    except jsonsafe.JsonTooLarge as exc:
+        raise _too_big(exc.size) from None
+    except jsonsafe.JsonError as exc:
+        if not exc.lineno:   # e.g. an integer with more than 4300 digits
+            raise WorkflowFormatError(f"The workflow JSON cannot be read: {jsonsafe.shown(exc.msg, 120)}.",
+                                      message_zh="无法读取工作流 JSON。") from None
         hint = _json_hint(text, exc)
         raise WorkflowFormatError(
             f"The workflow is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.{hint}",
             message_zh=f"工作流不是有效的 JSON：第 {exc.lineno} 行第 {exc.colno} 列出错。",
             detail={"line": exc.lineno, "column": exc.colno}) from None
-    except (ValueError, RecursionError) as exc:   # e.g. an integer with more than 4300 digits
-        raise WorkflowFormatError(f"The workflow JSON cannot be read: {str(exc)[:120]}.",
-                                  message_zh="无法读取工作流 JSON。") from None
 
 
-def _json_hint(text: str, exc: json.JSONDecodeError) -> str:
+def _json_hint(text: str, exc: jsonsafe.JsonError) -> str:
     near = text[max(0, exc.pos - 1):exc.pos + 1]
     if "'" in near or exc.msg.startswith("Expecting property name enclosed in double quotes") and "'" in text[:200]:
         return " It looks like single quotes are used; JSON needs double quotes (a Python dict printout is not JSON)."
@@ -233,8 +209,8 @@ def _check_api_graph(graph: dict) -> None:
 
 
 def _few(items: list, n: int = 5) -> str:
-    shown = ", ".join(str(i) for i in items[:n])
-    return shown + (f" and {len(items) - n} more" if len(items) > n else "")
+    listed = ", ".join(jsonsafe.shown(str(i), 60) for i in items[:n])
+    return listed + (f" and {len(items) - n} more" if len(items) > n else "")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -289,7 +265,8 @@ class Workflow:
     def describe(self, node_id: str) -> str:
         """`id (class) "title"`, the way every message names a node."""
         title = self.title_of(node_id)
-        return f'{node_id} ({self.class_of(node_id)})' + (f' "{title}"' if title else "")
+        shown = jsonsafe.shown
+        return f'{shown(node_id, 40)} ({shown(self.class_of(node_id), 80)})' + (f' "{shown(title, 60)}"' if title else "")
 
     # -- inputs --
     def get(self, node_id: str, input_name: str, default: Any = None) -> Any:
@@ -326,6 +303,10 @@ class Workflow:
         text = str(spec).strip()
         if not text:
             raise InputError("Empty node reference.", message_zh="节点引用为空。")
+        if len(text) > MAX_SPEC_CHARS:
+            raise InputError(f"The node reference \"{jsonsafe.shown(text, 60)}\" is too long (at most {MAX_SPEC_CHARS} "
+                             "characters). Use the node id, e.g. \"6\" or \"6.text\".",
+                             message_zh=f"节点引用过长（最多 {MAX_SPEC_CHARS} 个字符），请使用节点 ID，例如 \"6\" 或 \"6.text\"。")
         whole = self._find_node(text)
         if whole:
             return self._one(whole, text), None
