@@ -1,6 +1,9 @@
 """The straight path: request → plan → server → queue → follow → outputs → RunResult.
 
 Dify-free: the plugin's tools, the command line and the benchmarks all call `Engine.run`.
+One `Deadline` (the request's `timeout`) bounds everything that waits; time is kept back from it
+to stop our prompt and fetch what finished, so a call always ends by its timeout and says what
+finished and what did not.
 """
 
 from __future__ import annotations
@@ -12,36 +15,43 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from . import bizyair, routing
+from . import bizyair, lifecycle, metadata, routing
+from .budget import RUN_OUTPUT_LIMIT, OutputBudget
 from .client import ComfyClient
+from .deadline import Deadline
 from .endpoint import ServerConfig
-from .errors import BridgeError, ConnectionFailed, ExecutionFailed, RunLost, RunTimeout
+from .errors import BadResponse, BridgeError, ConnectionFailed, ExecutionFailed, PromptRejected, RunLost, RunTimeout
 from .media import classify, extension
 from .models import NodeFailure, OutputFile, OutputRef, Plan, RunRequest, RunResult
 from .nodeinfo import NodeInfo
 from .outputs import collect_refs, download, make_file
-from .plan import build_plan, preflight
+from .plan import build_plan
 from .rejections import describe_rejection
-from .run import Outcome, Progress, RunFollower, close_quietly, open_socket
+from .run import Outcome, Progress, RunFollower
 from .scrub import one_line
+from .ws import close_quietly, open_run_socket
 
 log = logging.getLogger(__name__)
 
-MAX_OUTPUT_BYTES = 512 * 1024 * 1024   # per file; a run's outputs live in memory
-CANCEL_RESERVE = 4.0                    # seconds kept back from the deadline to stop our prompt
+CANCEL_RESERVE = 4.0        # seconds kept back from the deadline to stop our prompt and fetch outputs
+LOOKUP_BUDGET = 8.0         # all node-definition lookups of one run together
+CLEANUP_WINDOW = 120.0      # a prompt we could not stop is retried (and its history deleted) this long
+# ComfyUI rejections that may come from definitions we cached before the server changed.
+_STALE_DEFINITION_KINDS = {"required_input_missing", "value_not_in_list", "return_type_mismatch",
+                           "invalid_input_type", "invalid_prompt"}
 
 
 class Engine:
     """Runs workflows on one or several ComfyUI servers (one run = one server)."""
 
     def __init__(self, servers: list[ServerConfig], *, bizyair_key: str = "",
-                 max_output_bytes: int = MAX_OUTPUT_BYTES,
+                 output_limit: int = RUN_OUTPUT_LIMIT,
                  client_factory: Callable[[ServerConfig], ComfyClient] = ComfyClient):
         if not servers:
             raise ValueError("at least one server")
         self.servers = servers
         self.bizyair_key = bizyair_key.strip()
-        self.max_output_bytes = max_output_bytes
+        self.output_limit = output_limit      # bytes of output one run may hold (budget.py)
         self.client_factory = client_factory
 
     def secrets(self) -> list[str]:
@@ -54,15 +64,17 @@ class Engine:
         """Run one request. Raises BridgeError for failures before the prompt was accepted
         (bad input, unreachable server, validation 400); failures after that come back in
         RunResult (status + error) together with every output that did finish."""
-        started = time.monotonic()
-        deadline = started + max(1.0, request.timeout)
+        if lifecycle.stopping():
+            raise ConnectionFailed("The plugin is shutting down; run the workflow again in a moment.",
+                                   message_zh="插件正在关闭，请稍后重新运行工作流。", code="shutting_down")
+        deadline = Deadline.after(request.timeout)
         notify = on_progress or (lambda kind, data: None)
         prompt_id = str(uuid.uuid4())
         last_error: BridgeError | None = None
         for server in self._candidates(deadline):
             client = self.client_factory(server)
             try:
-                return self._run_on(client, request, prompt_id, started, deadline, notify)
+                return self._run_on(client, request, prompt_id, deadline, notify)
             except BridgeError as exc:
                 if not routing.is_failover_error(exc) or len(self.servers) == 1:
                     raise
@@ -73,100 +85,160 @@ class Engine:
         raise last_error or ConnectionFailed("No ComfyUI server is reachable.",
                                              message_zh="没有可用的 ComfyUI 服务器。")
 
-    def _candidates(self, deadline: float) -> list[ServerConfig]:
+    def _candidates(self, deadline: Deadline) -> list[ServerConfig]:
         if len(self.servers) == 1:
             return list(self.servers)
-        ordered = routing.choose_server(self.servers, self.client_factory,
-                                        limit=min(2.0, max(0.1, deadline - time.monotonic())))
+        ordered = routing.choose_server(self.servers, self.client_factory, deadline=deadline.within(2.0))
         return ordered or list(self.servers)
 
     # ---- one server -------------------------------------------------------------------------------
 
-    def _run_on(self, client: ComfyClient, request: RunRequest, prompt_id: str, started: float,
-                deadline: float, notify: Progress) -> RunResult:
+    def _run_on(self, client: ComfyClient, request: RunRequest, prompt_id: str, deadline: Deadline,
+                notify: Progress) -> RunResult:
+        started = time.monotonic()
         timings: dict[str, float] = {}
-        nodeinfo = node_info(client)
+        nodeinfo = node_info(client, deadline)
         if request.images:
-            preflight(request.workflow, request, nodeinfo)  # fail on bad input before uploading anything
+            build_plan(request.workflow, request, nodeinfo, ["pending.png"] * len(request.images))
         uploaded = self._upload_images(client, request, deadline)
         plan = build_plan(request.workflow, request, nodeinfo, uploaded)
-        extra_data: dict[str, Any] = {}
-        if self.bizyair_key:
-            bizyair.apply_server_mode_key(plan.graph, extra_data, self.bizyair_key, prompt_id)
+        key = self._server_mode_key(client, deadline)
+        if key:
+            bizyair.apply_server_mode_key(plan.graph, {}, key, prompt_id)
         client_id = uuid.uuid4().hex
         ws = None
+        budget = OutputBudget(self.output_limit)
         try:
             try:
-                ws = open_socket(client, client_id, min(5.0, max(0.1, deadline - time.monotonic())))
+                ws = open_run_socket(client.server, client_id, deadline.within(5.0))
             except BridgeError as exc:
-                if exc.code not in ("ws_failed",):
+                if exc.code != "ws_failed":
                     raise
                 log.info("websocket unavailable on %s, following by polling", client.server.label)
             timings["ws_connected"] = time.monotonic() - started
-            accepted = client.queue_prompt(plan.graph, prompt_id, client_id, extra_data or None,
-                                           limit=max(0.1, deadline - time.monotonic()))
+            accepted = self._queue(client, plan, request, nodeinfo, uploaded, prompt_id, client_id, deadline, key)
+            lifecycle.register(lifecycle.ActiveRun(
+                client.server.label, prompt_id,
+                lambda d: stop(self.client_factory(client.server), prompt_id, d, forget_history=bool(key))))
             timings["queued"] = time.monotonic() - started
             plan.warnings.extend(_skipped_outputs(accepted, plan.graph))
             notify("accepted", {"prompt_id": prompt_id})
             # Keep time back to stop our prompt and fetch what finished, inside the user's timeout.
             reserve = min(CANCEL_RESERVE, 0.25 * request.timeout)
-            follower = RunFollower(client, prompt_id, client_id, deadline - reserve, ws,
-                                   _titled(notify, plan.graph), websocket_nodes=_websocket_nodes(plan.graph))
+            follower = RunFollower(client, prompt_id, client_id, deadline.reserve(reserve), ws,
+                                   _titled(notify, plan.graph), websocket_nodes=_websocket_nodes(plan.graph),
+                                   budget=budget)
             ws = None  # the follower owns and closes it
-            outcome = follower.follow()
+            try:
+                outcome = follower.follow()
+            finally:
+                timings["finished"] = time.monotonic() - started
+            result = self._result(client, plan, prompt_id, outcome, deadline, budget, key)
         finally:
             close_quietly(ws)
-        timings["finished"] = time.monotonic() - started
-        result = self._result(client, plan, prompt_id, outcome, deadline)
+            lifecycle.unregister(prompt_id)
         timings["downloaded"] = time.monotonic() - started
-        if self.bizyair_key:
-            forget(client, prompt_id)
         result.timings = {k: round(v, 4) for k, v in timings.items()}
+        result.deadline = deadline
         return result
 
-    def _upload_images(self, client: ComfyClient, request: RunRequest, deadline: float) -> list[str]:
+    def _server_mode_key(self, client: ComfyClient, deadline: Deadline) -> str:
+        """The BizyAir key, only for a server that says it runs in server mode: a plain ComfyUI
+        would refuse the extra node, and a container with its own key must not receive ours."""
+        if not self.bizyair_key:
+            return ""
+        return self.bizyair_key if bizyair.ask_server_mode(client, deadline) is True else ""
+
+    def _queue(self, client: ComfyClient, plan: Plan, request: RunRequest, nodeinfo: NodeInfo,
+               uploaded: list[str], prompt_id: str, client_id: str, deadline: Deadline, key: str) -> dict:
+        """POST /prompt. When ComfyUI rejects the workflow for something our cached definitions may
+        have got wrong (the server's custom nodes changed), forget them and, if the plan used
+        them, plan again with fresh ones and queue once more."""
+        try:
+            return client.queue_prompt(plan.graph, prompt_id, client_id, deadline=deadline)
+        except PromptRejected as exc:
+            if not set(exc.detail.get("error_types") or ()) & _STALE_DEFINITION_KINDS:
+                raise
+            used_live = nodeinfo.used_live
+            nodeinfo.forget_live()
+            if not used_live:
+                raise
+            log.info("ComfyUI rejected a plan made with cached definitions; planning again")
+        fresh = build_plan(request.workflow, request, nodeinfo, uploaded)
+        if key:
+            bizyair.apply_server_mode_key(fresh.graph, {}, key, prompt_id)
+        plan.graph, plan.changes, plan.warnings = fresh.graph, fresh.changes, fresh.warnings
+        return client.queue_prompt(plan.graph, prompt_id, client_id, deadline=deadline)
+
+    def _upload_images(self, client: ComfyClient, request: RunRequest, deadline: Deadline) -> list[str]:
         names = []
         for filename, data in request.images:
             ext = extension(filename) or "png"
             mime, _ = classify(filename)
             # Our own unique name: concurrent users must never overwrite each other's inputs.
             unique = f"dify_{uuid.uuid4().hex}.{ext}"
-            names.append(client.upload_image(unique, data, mime, limit=max(0.1, deadline - time.monotonic())))
+            names.append(client.upload_image(unique, data, mime, deadline=deadline))
         return names
 
     # ---- after the run ----------------------------------------------------------------------------
 
     def _result(self, client: ComfyClient, plan: Plan, prompt_id: str, outcome: Outcome,
-                deadline: float) -> RunResult:
+                deadline: Deadline, budget: OutputBudget, key: str) -> RunResult:
         result = RunResult(prompt_id=prompt_id, server=client.server.label, status=outcome.status,
                            cached_nodes=outcome.cached_nodes)
-        if outcome.status == "timeout":
-            stopped = cancel(client, prompt_id, deadline)
+        if outcome.status in ("timeout", "gone"):
+            stopped = outcome.status == "gone" or stop(client, prompt_id, deadline, forget_history=bool(key))
             if not stopped:
-                cancel_later(self.client_factory(client.server), prompt_id)
-            # Whatever finished before the deadline is still worth returning.
-            try:
-                outcome.history = client.history(prompt_id, limit=max(0.1, min(2.0, deadline - time.monotonic())))
-            except BridgeError:
-                outcome.history = None
-            result.error = _timeout_error(plan, stopped, outcome)
+                cleanup_later(self.client_factory(client.server), prompt_id, forget_history=bool(key))
+            if outcome.status == "timeout":
+                # Whatever finished before the deadline is still worth returning.
+                try:
+                    outcome.history = client.history(prompt_id, deadline=deadline.within(2.0))
+                except BridgeError:
+                    outcome.history = None
+                result.error = _timeout_error(plan, stopped, outcome)
+            else:
+                result.error = _gone_error(client.server.label)
         elif outcome.status == "lost":
             result.error = RunLost(
                 f"ComfyUI at {client.server.label} lost the run: it is neither queued nor in the history "
                 "(the server probably restarted). Run it again.",
                 message_zh=f"{client.server.label} 上的 ComfyUI 丢失了这次运行（服务器可能已重启），请重新运行。")
-        history = outcome.history or {}
+        elif key:
+            forget(client, prompt_id, deadline)
+        history = outcome.history
+        if history is not None and history.problems:
+            plan.warnings.append(f"ComfyUI's history entry was partly unreadable ({'; '.join(history.problems[:3])}).")
+        if outcome.status == "unreadable":
+            result.status = "error"
+            result.error = BadResponse(
+                f"ComfyUI at {client.server.label} answered /history in an unexpected form: the run is over but "
+                "its status cannot be read.",
+                message_zh=f"{client.server.label} 上的 ComfyUI 对 /history 的响应格式异常：运行已结束，但无法读取其状态。",
+                detail={"server": client.server.label}, code="bad_response")
         # /history unreadable (500, not JSON) but the socket saw the outputs: use those.
-        listed = history.get("outputs") or ({} if outcome.history is not None else outcome.ws_outputs)
+        listed = history.outputs if history is not None and history.outputs else (
+            outcome.ws_outputs if history is None else {})
         refs, result.texts = collect_refs(listed)
-        files, failed = download(client, refs, prompt_id, deadline, self.max_output_bytes)
+        files, failed = download(client, refs, prompt_id, deadline, budget)
         files += _websocket_files(outcome, prompt_id)
         files, placeholder_nodes = _drop_placeholders(files)
+        if key:
+            files, withheld = _without_key(files, key)
+            plan.warnings.extend(withheld)
         result.outputs = files
         result.missing = [ref for ref, _ in failed]
         if failed:
-            plan.warnings.extend(f"output {ref.filename} of node {ref.node_id} was not delivered: {why}"
-                                 for ref, why in failed)
+            plan.warnings.extend(f"output {one_line(ref.filename, 80)} of node {one_line(ref.node_id, 40)} was not "
+                                 f"delivered: {why}" for ref, why in failed[:20])
+            if len(failed) > 20:
+                plan.warnings.append(f"… and {len(failed) - 20} more output(s) were not delivered")
+        if outcome.ws_incomplete:
+            plan.warnings.append(f"The websocket closed before the run ended: images sent by SaveImageWebsocket may be "
+                                 f"missing ({len(outcome.ws_frames)} received).")
+        if outcome.ws_dropped:
+            plan.warnings.append(f"{outcome.ws_dropped} SaveImageWebsocket image(s) were not kept: the run's outputs "
+                                 f"exceed the {budget.limit // (1024 * 1024)} MB limit.")
         if outcome.status in ("error", "interrupted"):
             result.failure, result.error = self._failure(outcome, plan, files)
         elif placeholder_nodes and result.error is None:
@@ -180,15 +252,15 @@ class Engine:
 
     def _failure(self, outcome: Outcome, plan: Plan, files: list[OutputFile]) -> tuple[NodeFailure, BridgeError]:
         payload = outcome.error or {}
-        node = str(payload.get("node_id") or "?")
-        node_type = str(payload.get("node_type") or _class_of(plan.graph, node))
-        exc_type = str(payload.get("exception_type") or "")
+        node = one_line(payload.get("node_id") or "?", 40)
+        node_type = one_line(payload.get("node_type") or _class_of(plan.graph, node), 80)
+        exc_type = one_line(payload.get("exception_type") or "", 120)
         secrets = self.secrets()
         text = one_line(payload.get("exception_message") or "", 400, secrets)
         failure = NodeFailure(node, node_type, exc_type, text)
         finished = (f" {len(files)} output file(s) that finished before the failure are still returned."
                     if files else "")
-        detail = {"node_id": node, "class_type": node_type, "exception_type": one_line(exc_type, 120)}
+        detail = {"node_id": node, "class_type": node_type, "exception_type": exc_type}
         if payload.get("_event") == "execution_interrupted":
             err = ExecutionFailed(
                 f"The run was interrupted at node {_label(plan.graph, node)} (someone pressed Cancel or "
@@ -196,7 +268,9 @@ class Engine:
                 message_zh=f"运行在节点 {_label(plan.graph, node)} 处被中断（有人在服务器上取消了任务）。",
                 detail=detail, code="interrupted")
             return failure, err
-        mapped = bizyair.explain_failure(node_type, exc_type, str(payload.get("exception_message") or ""), secrets)
+        raw_message = payload.get("exception_message")
+        mapped = bizyair.explain_failure(node_type, exc_type, raw_message if isinstance(raw_message, str) else "",
+                                         secrets)
         if mapped:
             en, zh, extra = mapped
             detail.update(extra)
@@ -210,51 +284,61 @@ class Engine:
         return failure, err
 
 
-def forget(client: ComfyClient, prompt_id: str) -> None:
+# ---- cleaning up on the server ------------------------------------------------------------------
+
+def forget(client: ComfyClient, prompt_id: str, deadline: Deadline) -> bool:
     """Drop our history entry: in BizyAir server mode it holds the API key (inside the graph)."""
     try:
-        client.delete_history(prompt_id, limit=2.0)
+        client.delete_history(prompt_id, deadline=deadline.within(2.0))
+        return True
     except BridgeError:
         log.info("could not delete history entry %s", prompt_id)
+        return False
 
 
-def node_info(client: ComfyClient) -> NodeInfo:
+def node_info(client: ComfyClient, deadline: Deadline | None = None) -> NodeInfo:
     """Bundled definitions, completed per class from the server for custom nodes we do not ship
-    (cached per server). A short limit: one slow class must not eat the run's time."""
-    return NodeInfo(fetch=lambda cls: client.object_info(cls, limit=5.0), server=client.server.label)
+    (cached per server and credentials). All lookups of one run share LOOKUP_BUDGET seconds of
+    the run's deadline: slow classes cannot eat the run's time."""
+    lookups = (deadline or Deadline.after(LOOKUP_BUDGET)).within(LOOKUP_BUDGET)
+    return NodeInfo(fetch=lambda cls: client.object_info(cls, deadline=lookups),
+                    server=":".join(client.server.identity()))
 
 
-def cancel(client: ComfyClient, prompt_id: str, deadline: float) -> bool:
-    """Dequeue or interrupt our own prompt. True when it is confirmed gone from the queue."""
-    budget = lambda cap: max(0.2, min(cap, deadline - time.monotonic()))  # noqa: E731
+def stop(client: ComfyClient, prompt_id: str, deadline: Deadline, *, forget_history: bool = False) -> bool:
+    """Dequeue or interrupt our own prompt (and, when asked, delete its history entry once it is
+    gone). True when it is confirmed gone from the queue."""
+    budget = deadline.within(3.5)
     try:
-        state, _ = client.queue_state(prompt_id, limit=budget(1.5))
+        state, _ = client.queue_state(prompt_id, deadline=budget.within(1.5))
         if state == "pending":
-            client.delete_queued(prompt_id, limit=budget(1.5))
+            client.delete_queued(prompt_id, deadline=budget.within(1.5))
         elif state == "running":
-            client.interrupt(prompt_id, limit=budget(1.5))
-        elif state == "absent":
-            return True
-        end = time.monotonic() + min(2.0, max(0.0, deadline - time.monotonic() - 0.3))
-        while time.monotonic() < end:
-            if client.queue_state(prompt_id, limit=budget(1.0))[0] == "absent":
-                return True
-            time.sleep(0.1)
+            client.interrupt(prompt_id, deadline=budget.within(1.5))
+        while state != "absent":
+            if budget.remaining() < 0.3:
+                return False
+            budget.sleep(0.1)
+            state, _ = client.queue_state(prompt_id, deadline=budget.within(1.0))
     except BridgeError:
-        pass
-    return False
+        return False
+    if forget_history:
+        forget(client, prompt_id, deadline)
+    return True
 
 
-def cancel_later(client: ComfyClient, prompt_id: str, window: float = 120.0) -> threading.Thread:
+def cleanup_later(client: ComfyClient, prompt_id: str, *, forget_history: bool = False,
+                  window: float = CLEANUP_WINDOW) -> threading.Thread:
     """Keep trying to dequeue/interrupt our prompt in the background after we returned to the
-    user (a frozen server may come back): no GPU work is left behind for nobody."""
+    user (a frozen server may come back): no GPU work is left behind for nobody, and in server
+    mode the history entry holding the key is deleted once the run has ended."""
     def retry() -> None:
-        end = time.monotonic() + window
+        end = Deadline.after(window)
         try:
-            while time.monotonic() < end:
-                if cancel(client, prompt_id, time.monotonic() + 5.0):
+            while not end.expired():
+                if stop(client, prompt_id, end.within(6.0), forget_history=forget_history):
                     return
-                time.sleep(2.0)
+                end.sleep(2.0)
         finally:
             client.close()
     thread = threading.Thread(target=retry, name=f"cancel-{prompt_id[:8]}", daemon=True)
@@ -262,21 +346,37 @@ def cancel_later(client: ComfyClient, prompt_id: str, window: float = 120.0) -> 
     return thread
 
 
+# ---- messages ----------------------------------------------------------------------------------
+
 def _timeout_error(plan: Plan, stopped: bool, outcome: Outcome) -> RunTimeout:
     frozen = outcome.last_error is not None and outcome.last_error.code in ("timeout", "unreachable", "refused")
-    why = (" ComfyUI stopped answering during the run (frozen or overloaded)." if frozen else "")
+    why = " ComfyUI stopped answering during the run (frozen or overloaded)." if frozen else ""
+    why_zh = "运行期间 ComfyUI 停止了响应（卡死或过载）。" if frozen else ""
     if stopped:
         tail = " The run was cancelled on the server, so it does not keep using it."
         tail_zh = "已在服务器上取消该任务，不会继续占用资源。"
+    elif _class_of(plan.graph, outcome.current_node).startswith("BizyAir"):
+        tail = (f" The server could not stop the run: node {_label(plan.graph, outcome.current_node)} waits for "
+                "the BizyAir cloud, which ignores interrupts until it returns; the plugin keeps trying to "
+                "cancel it for two minutes.")
+        tail_zh = "服务器无法停止该任务：BizyAir 节点正在等待云端返回，返回前会忽略中断；插件会在两分钟内继续尝试取消。"
     else:
-        tail = (" The server could not stop the run (a BizyAir cloud call ignores interrupts until it returns);"
-                " it may keep the queue busy for a while.")
-        tail_zh = "服务器无法停止该任务（BizyAir 云端调用在返回前会忽略中断），队列可能会继续被占用一段时间。"
+        tail = (" The run could not be cancelled on the server" + (" (it did not answer)" if frozen else "") +
+                "; the plugin keeps trying for two minutes, and it may keep the queue busy until then.")
+        tail_zh = "无法在服务器上取消该任务；插件会在两分钟内继续尝试，在此之前队列可能仍被占用。"
     return RunTimeout(
         f"The workflow did not finish within the time limit.{why}{tail} Raise the tool's timeout "
-        "(max 590 s) or use a lighter workflow.",
-        message_zh=f"工作流未在时限内完成。{tail_zh}可调大工具的超时时间（最多 590 秒）或使用更轻量的工作流。",
+        "or use a lighter workflow.",
+        message_zh=f"工作流未在时限内完成。{why_zh}{tail_zh}可调大工具的超时时间或使用更轻量的工作流。",
         detail={"cancelled": stopped})
+
+
+def _gone_error(label: str) -> ConnectionFailed:
+    return ConnectionFailed(
+        f"ComfyUI at {label} stopped accepting connections during the run (it was stopped or crashed) and did "
+        "not come back. Start it again and run the workflow again.",
+        message_zh=f"运行期间 {label} 上的 ComfyUI 停止接受连接（已停止或崩溃）且没有恢复。请重新启动后再运行工作流。",
+        detail={"server": label}, code="server_gone")
 
 
 def _skipped_outputs(accepted: dict, graph: dict) -> list[str]:
@@ -299,6 +399,21 @@ def _websocket_files(outcome: Outcome, prompt_id: str) -> list[OutputFile]:
         ref = OutputRef(node_id=node, filename=f"ws_{index}.{ext}", subfolder="", type="websocket", key="images")
         files.append(make_file(ref, data, "", prompt_id, counters))
     return files
+
+
+def _without_key(files: list[OutputFile], key: str) -> tuple[list[OutputFile], list[str]]:
+    """Remove the server-mode key from every file's embedded metadata (ComfyUI writes the queued
+    prompt, which carries it, into PNG/WebP/video/audio metadata); withhold what still holds it."""
+    kept, notes = [], []
+    for f in files:
+        cleaned = metadata.remove_secrets(f.data, f.mime_type, [key])
+        if cleaned.clean:
+            f.data = cleaned.data
+            kept.append(f)
+        else:
+            notes.append(f"{f.name} was withheld: it contains the BizyAir API key (ComfyUI writes the queued prompt "
+                         "into its metadata) and the key could not be removed from this file type.")
+    return kept, notes
 
 
 def _bizyair_source(graph: dict, node: str) -> str:
@@ -344,11 +459,11 @@ def _class_of(graph: dict, node: str) -> str:
 
 def _label(graph: dict, node: str) -> str:
     entry = graph.get(node) if isinstance(graph, dict) else None
-    cls = _class_of(graph, node)
+    cls = one_line(_class_of(graph, node), 80)
     title = ""
     if isinstance(entry, dict) and isinstance(entry.get("_meta"), dict):
-        title = str(entry["_meta"].get("title") or "")
-    return f'{node} ({cls}' + (f' "{one_line(title, 60)}")' if title and title != cls else ")")
+        title = one_line(entry["_meta"].get("title") or "", 60)
+    return f'{one_line(node, 40)} ({cls}' + (f' "{title}")' if title and title != cls else ")")
 
 
 def _titled(notify: Progress, graph: dict) -> Progress:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .deadline import Deadline
 from .errors import BridgeError
 
 
@@ -94,7 +95,7 @@ class NodeFailure:
 class RunResult:
     prompt_id: str
     server: str
-    status: str                                  # success | error | interrupted | timeout | lost
+    status: str                                  # success | error | interrupted | timeout | lost | gone
     outputs: list[OutputFile] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)          # text outputs (PreviewAny etc.)
     missing: list[OutputRef] = field(default_factory=list)  # listed but could not be downloaded
@@ -104,6 +105,7 @@ class RunResult:
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     plan: Plan | None = None
+    deadline: Deadline | None = None                        # the call's deadline (publishing uses what is left)
 
     @property
     def ok(self) -> bool:

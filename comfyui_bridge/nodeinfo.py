@@ -18,7 +18,9 @@ import json
 import logging
 import re
 import threading
+import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -35,6 +37,8 @@ KEPT_OPTIONS = ("default", "min", "max", "control_after_generate", "multiline", 
                 "audio_upload", "video_upload", "file_upload", "forceInput", "defaultInput",
                 "multiselect", "open")
 MAX_COMBO_CHOICES = 256
+LIVE_TTL = 600.0          # seconds a live definition is trusted before it is asked again
+LOOKUP_WORKERS = 4        # classes asked at once when a workflow needs several
 MAX_DEFAULT_STRING = 200
 _FILE_LIKE = re.compile(r"(\.[A-Za-z][A-Za-z0-9_]{0,11}$)|[/\\]")
 
@@ -66,7 +70,8 @@ def _combo_choices(spec: list) -> tuple[list | None, dict]:
     if isinstance(head, list):
         return head, opts
     if head == COMBO:
-        return list(opts.get("options") or []), opts
+        options = opts.get("options")
+        return (list(options) if isinstance(options, list) else []), opts
     return None, opts
 
 
@@ -105,19 +110,19 @@ def trim_definition(d: dict, *, extra: dict | None = None) -> dict:
         sec = inputs.get(section)
         if not isinstance(sec, dict) or not sec:
             continue
-        names = [n for n in order.get(section, []) if n in sec] or list(sec)
-        names += [n for n in sec if n not in names]
         # Stored in the definition's order, so no separate input_order is needed.
-        out_in[section] = {n: trim_input_spec(sec[n]) for n in names}
-    outputs = [o if isinstance(o, str) else COMBO for o in (d.get("output") or [])]
+        out_in[section] = {n: trim_input_spec(sec[n]) for n in _ordered_names(sec, order.get(section))}
+    raw_outputs = d.get("output") if isinstance(d.get("output"), list) else []
+    outputs = [o[:200] if isinstance(o, str) else COMBO for o in raw_outputs]
     trimmed: dict[str, Any] = {"input": out_in, "output": outputs}
     names = d.get("output_name")
     if isinstance(names, list) and names and [str(n) for n in names] != outputs:
-        trimmed["output_name"] = [str(n) for n in names]
+        trimmed["output_name"] = [str(n)[:200] for n in names]
     if d.get("output_node"):
         trimmed["output_node"] = True
-    if d.get("display_name") and d.get("display_name") != d.get("name"):
-        trimmed["display_name"] = d["display_name"]
+    display = d.get("display_name")
+    if isinstance(display, str) and display and display != d.get("name"):
+        trimmed["display_name"] = display[:200]
     if d.get("deprecated") is True:
         trimmed["deprecated"] = True
     trimmed.update(extra or {})
@@ -209,13 +214,16 @@ class NodeDef:
         inputs: dict[str, InputSpec] = {}
         raw_inputs = d.get("input") or {}
         order = d.get("input_order") or {}
+        outputs_raw = d.get("output") if isinstance(d.get("output"), list) else []
         for section in ("required", "optional"):
-            sec = raw_inputs.get(section) or {}
-            names = [n for n in order.get(section, []) if n in sec] + [n for n in sec if n not in order.get(section, [])]
-            for name in names:
+            sec = raw_inputs.get(section) if isinstance(raw_inputs, dict) else None
+            if not isinstance(sec, dict):
+                continue
+            for name in _ordered_names(sec, order.get(section) if isinstance(order, dict) else None):
                 inputs[name] = _parse_spec(name, sec[name], section == "required")
-        outputs = [o if isinstance(o, str) else COMBO for o in (d.get("output") or [])]
-        names = [str(n) for n in (d.get("output_name") or outputs)]
+        outputs = [o if isinstance(o, str) else COMBO for o in outputs_raw]
+        raw_names = d.get("output_name")
+        names = [str(n)[:200] for n in raw_names] if isinstance(raw_names, list) else list(outputs)
         return cls(class_type=class_type, inputs=inputs, outputs=outputs, output_names=names,
                    output_node=bool(d.get("output_node")), display_name=str(d.get("display_name") or ""),
                    deprecated=bool(d.get("deprecated") is True), bizyair_deprecated=class_type in BIZYAIR_DEPRECATED,
@@ -235,6 +243,14 @@ class NodeDef:
 
     def output_name(self, slot: int) -> str | None:
         return self.output_names[slot] if 0 <= slot < len(self.output_names) else None
+
+
+def _ordered_names(section: dict, order: Any) -> list[str]:
+    """The section's input names in `order` first (ComfyUI's input_order), then the rest; any
+    shape of `order` is accepted, in linear time."""
+    listed = [n for n in order if isinstance(n, str) and n in section] if isinstance(order, list) else []
+    seen = set(listed)
+    return list(dict.fromkeys(listed)) + [n for n in section if n not in seen]
 
 
 def _parse_spec(name: str, spec: Any, required: bool) -> InputSpec:
@@ -273,26 +289,42 @@ def load_bundled(path: Path = BUNDLED_PATH) -> dict[str, dict]:
 
 
 class _LiveCache:
-    """Bounded LRU of live definitions keyed by (server label, class). None = server lacks it."""
+    """Bounded LRU of live definitions keyed by (server identity, class), each kept for `ttl`
+    seconds: a custom node upgraded on the server is seen within that time. None = server lacks it."""
 
-    def __init__(self, limit: int = 4096):
+    def __init__(self, limit: int = 4096, ttl: float = LIVE_TTL, clock: Callable[[], float] = time.monotonic):
         self.limit = limit
-        self._data: OrderedDict[tuple[str, str], dict | None] = OrderedDict()
+        self.ttl = ttl
+        self.clock = clock
+        self._data: OrderedDict[tuple[str, str], tuple[float, dict | None]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, key: tuple[str, str]) -> tuple[bool, dict | None]:
         with self._lock:
-            if key not in self._data:
+            item = self._data.get(key)
+            if item is None:
+                return False, None
+            if self.clock() - item[0] > self.ttl:
+                del self._data[key]
                 return False, None
             self._data.move_to_end(key)
-            return True, self._data[key]
+            return True, item[1]
 
     def put(self, key: tuple[str, str], value: dict | None) -> None:
         with self._lock:
-            self._data[key] = value
+            self._data[key] = (self.clock(), value)
             self._data.move_to_end(key)
             while len(self._data) > self.limit:
                 self._data.popitem(last=False)
+
+    def forget_server(self, server: str) -> int:
+        """Drop every definition of one server (ComfyUI rejected a workflow for an unknown class
+        or input: what we cached may be stale). Returns how many were dropped."""
+        with self._lock:
+            stale = [k for k in self._data if k[0] == server]
+            for k in stale:
+                del self._data[k]
+            return len(stale)
 
     def clear(self) -> None:
         with self._lock:
@@ -326,13 +358,13 @@ class NodeInfo:
     def get(self, class_type: str, *, live: bool = False) -> NodeDef | None:
         """The definition of `class_type`, or None when no source knows it. `live=True` asks the
         server first even when the bundled data has the class."""
-        want_live = live or self._live_first is True or (
-            isinstance(self._live_first, set) and class_type in self._live_first)
         bundled = self._bundled.get(class_type)
-        if self._fetch and (want_live or bundled is None):
+        if self._fetch and (live or self._wants_live(class_type)):
             found, d = self._live(class_type)
             if found and d:
-                return self._parse(class_type, d, "live")
+                parsed = self._parse(class_type, d, "live")
+                if parsed is not None:
+                    return parsed
         if bundled is not None:
             return self._parse(class_type, bundled, "bundled")
         return None
@@ -341,19 +373,46 @@ class NodeInfo:
         return self.get(class_type) is not None
 
     def prefetch(self, class_types: Iterable[str]) -> None:
-        """Warm the cache for the classes of one workflow (only those that will be asked live)."""
-        for c in dict.fromkeys(class_types):
-            self.get(c)
+        """Warm the cache for the classes of one workflow: the ones that will be asked live are
+        asked at once (a few at a time), not one after another."""
+        wanted = [c for c in dict.fromkeys(class_types) if isinstance(c, str) and self._wants_live(c)]
+        if self._fetch is None or len(wanted) < 2:
+            for c in wanted:
+                self.get(c)
+            return
+        with ThreadPoolExecutor(max_workers=min(LOOKUP_WORKERS, len(wanted)),
+                                thread_name_prefix="comfy-object-info") as pool:
+            list(pool.map(self._live, wanted))
+
+    def forget_live(self) -> int:
+        """Drop this server's cached definitions; the next lookups ask it again."""
+        self._parsed = {k: v for k, v in self._parsed.items() if k[0] != "live"}
+        return LIVE_CACHE.forget_server(self._server)
+
+    @property
+    def used_live(self) -> bool:
+        """Whether any definition came from the server (and may be stale)."""
+        return any(k[0] == "live" for k in self._parsed)
+
+    def _wants_live(self, class_type: str) -> bool:
+        want_live = self._live_first is True or (
+            isinstance(self._live_first, set) and class_type in self._live_first)
+        return want_live or class_type not in self._bundled
 
     def known(self) -> set[str]:
         return set(self._bundled)
 
     # -- internals --
-    def _parse(self, class_type: str, d: dict, source: str) -> NodeDef:
+    def _parse(self, class_type: str, d: dict, source: str) -> NodeDef | None:
         key = (source, class_type)
         if key not in self._parsed:
-            self._parsed[key] = NodeDef.parse(class_type, d, source)
-        return self._parsed[key]  # type: ignore[return-value]
+            try:
+                self._parsed[key] = NodeDef.parse(class_type, d, source)
+            except (TypeError, ValueError, AttributeError, KeyError, IndexError):
+                # A definition in a shape we cannot read counts as unknown, never as a crash.
+                log.info("definition of %s in an unexpected form; ignored", class_type[:80])
+                self._parsed[key] = None
+        return self._parsed[key]
 
     def _live(self, class_type: str) -> tuple[bool, dict | None]:
         key = (self._server, class_type)
@@ -368,6 +427,9 @@ class NodeInfo:
             log.debug("object_info/%s failed (%s); using bundled definitions", class_type, type(exc).__name__)
             self._fetch_broken = True
             return False, None
-        value = trim_definition(raw) if isinstance(raw, dict) and raw else None
+        try:
+            value = trim_definition(raw) if isinstance(raw, dict) and raw else None
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError):
+            value = None   # a definition in a shape we cannot read counts as unknown
         LIVE_CACHE.put(key, value)
         return True, value

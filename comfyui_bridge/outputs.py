@@ -8,10 +8,11 @@ PreviewImage only.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
+from .budget import OutputBudget
 from .client import ComfyClient
+from .deadline import Deadline
 from .errors import BridgeError
 from .media import classify, is_unsafe_path, output_name
 from .models import OutputFile, OutputRef
@@ -31,7 +32,7 @@ def collect_refs(outputs: dict[str, Any]) -> tuple[list[OutputRef], list[str]]:
         node_out = outputs[node_id]
         if not isinstance(node_out, dict):
             continue
-        animated = node_out.get("animated") or []
+        animated = node_out.get("animated") if isinstance(node_out.get("animated"), list) else []
         for key, items in node_out.items():
             if not isinstance(items, list):
                 continue
@@ -50,28 +51,39 @@ def collect_refs(outputs: dict[str, Any]) -> tuple[list[OutputRef], list[str]]:
     return refs, texts
 
 
-def download(client: ComfyClient, refs: list[OutputRef], prompt_id: str, deadline: float,
-             max_bytes: int) -> tuple[list[OutputFile], list[tuple[OutputRef, str]]]:
-    """Download every ref. Returns (files, [(ref, reason) for the ones that failed]).
-    One failed file never loses the others."""
+def download(client: ComfyClient, refs: list[OutputRef], prompt_id: str, deadline: Deadline,
+             budget: OutputBudget) -> tuple[list[OutputFile], list[tuple[OutputRef, str]]]:
+    """Download every ref within `deadline` and the run's output `budget`. Returns (files,
+    [(ref, reason) for the ones that failed]). One failed file never loses the others."""
     files: list[OutputFile] = []
     failed: list[tuple[OutputRef, str]] = []
     counters: dict[str, int] = {}
     for ref in refs:
         if is_unsafe_path(ref.filename, ref.subfolder):
-            failed.append((ref, f"refused the unsafe output name '{ref.filename}'"))
+            failed.append((ref, "refused: the server named it with an unsafe path"))
             continue
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        if deadline.expired():
             failed.append((ref, "not downloaded: the time limit was reached"))
             continue
-        try:
-            data, ctype = client.view(ref, max_bytes=max_bytes, limit=remaining)
-        except BridgeError as exc:
-            failed.append((ref, exc.message))
+        if budget.left <= 0:
+            failed.append((ref, f"not downloaded: the run's outputs already fill the {_mb(budget.limit)} limit"))
             continue
+        try:
+            data, ctype = client.view(ref, max_bytes=budget.left, deadline=deadline)
+        except BridgeError as exc:
+            if exc.code == "too_large":
+                failed.append((ref, f"not downloaded: it does not fit in the run's {_mb(budget.limit)} output "
+                                    f"limit ({_mb(budget.left)} left)"))
+            else:
+                failed.append((ref, exc.message))
+            continue
+        budget.take(len(data))
         files.append(make_file(ref, data, ctype, prompt_id, counters))
     return files, failed
+
+
+def _mb(size: int) -> str:
+    return f"{size / (1024 * 1024):.0f} MB"
 
 
 def make_file(ref: OutputRef, data: bytes, content_type: str, prompt_id: str,

@@ -6,20 +6,27 @@ from typing import Any
 
 from .scrub import one_line
 
+MAX_LINES = 20   # one per failing input; a hostile answer may list thousands
+
 
 def describe_rejection(payload: Any, graph: dict | None = None) -> tuple[str, list[str]]:
     """(message, lines) for a /prompt 400 body. Lines look like
     'node 2 (SaveImage "Save Image"): required input "images" is missing'."""
-    graph = graph or {}
+    graph = graph if isinstance(graph, dict) else {}
     lines: list[str] = []
     node_errors = payload.get("node_errors") if isinstance(payload, dict) else None
-    for node_id, err in (node_errors or {}).items():
-        if not isinstance(err, dict):
+    total = 0
+    for node_id, err in (node_errors.items() if isinstance(node_errors, dict) else ()):
+        if not isinstance(err, dict) or not isinstance(err.get("errors"), list):
             continue
         where = _node_label(str(node_id), err.get("class_type"), graph)
-        for item in err.get("errors") or []:
+        for item in err["errors"]:
             if isinstance(item, dict):
-                lines.append(f"{where}: {_explain(item)}")
+                total += 1
+                if len(lines) < MAX_LINES:
+                    lines.append(f"{where}: {_explain(item)}")
+    if total > len(lines):
+        lines.append(f"… and {total - len(lines)} more problem(s)")
     error = payload.get("error") if isinstance(payload, dict) else None
     if not lines and isinstance(error, dict):
         lines.append(_explain_top(error, graph))
@@ -30,19 +37,20 @@ def describe_rejection(payload: Any, graph: dict | None = None) -> tuple[str, li
 
 
 def _node_label(node_id: str, class_type: Any, graph: dict) -> str:
-    node = graph.get(node_id) if isinstance(graph, dict) else None
+    node = graph.get(node_id)
     cls = class_type or (node.get("class_type") if isinstance(node, dict) else None) or "?"
     title = ""
-    if isinstance(node, dict):
-        title = ((node.get("_meta") or {}).get("title") or "") if isinstance(node.get("_meta"), dict) else ""
-    return f"node {node_id} ({cls}" + (f' "{one_line(title, 60)}")' if title and title != cls else ")")
+    if isinstance(node, dict) and isinstance(node.get("_meta"), dict):
+        title = node["_meta"].get("title") or ""
+    cls, title = one_line(cls, 80), one_line(title, 60)
+    return f"node {one_line(node_id, 40)} ({cls}" + (f' "{title}")' if title and title != cls else ")")
 
 
 def _explain(item: dict) -> str:
     kind = item.get("type", "")
     details = one_line(item.get("details", ""), 240)
-    extra = item.get("extra_info") or {}
-    name = extra.get("input_name") or details.split(",")[0].split(":")[0].strip()
+    extra = item.get("extra_info") if isinstance(item.get("extra_info"), dict) else {}
+    name = one_line(extra.get("input_name") or details.split(",")[0].split(":")[0].strip(), 80)
     if kind == "required_input_missing":
         return f'required input "{name}" is missing'
     if kind == "value_smaller_than_min" or kind == "value_bigger_than_max":
@@ -54,7 +62,7 @@ def _explain(item: dict) -> str:
     if kind == "return_type_mismatch":
         return f"link type mismatch on {details}"
     if kind == "exception_during_validation":
-        exc = extra.get("exception_type", "")
+        exc = one_line(extra.get("exception_type", ""), 80)
         if exc == "KeyError":
             return f"links to node {details}, which is not in the workflow"
         if exc == "IndexError":
@@ -67,7 +75,7 @@ def _explain(item: dict) -> str:
 
 
 def _explain_top(error: dict, graph: dict) -> str:
-    kind = error.get("type", "")
+    kind = one_line(error.get("type", ""), 80)
     if kind == "prompt_no_outputs":
         return ("the workflow has no output node (SaveImage, PreviewImage, SaveVideo, SaveAudio…); "
                 "add one so there is something to return")

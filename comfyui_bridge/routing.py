@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import requests
 
 from .client import ComfyClient
+from .deadline import Deadline
 from .endpoint import ServerConfig
 from .errors import BadResponse, BridgeError, ConnectionFailed
 from .scrub import one_line
@@ -40,14 +41,15 @@ class Probe:
 
 
 def probe_all(servers: list[ServerConfig], make_client: MakeClient,
-              limit: float | None = None) -> list[Probe]:
+              deadline: Deadline | None = None) -> list[Probe]:
     """Ask every server for its queue length at once (threads), each bounded by PROBE_TIMEOUT."""
-    timeout = PROBE_TIMEOUT if limit is None else max(0.05, min(limit, PROBE_TIMEOUT))
+    probe = (deadline or Deadline.after(PROBE_TIMEOUT)).within(PROBE_TIMEOUT)
+    timeout = probe.remaining()
 
     def one(server: ServerConfig) -> Probe:
         client = make_client(server)
         try:
-            return Probe(server, client.queue_remaining(limit=timeout))
+            return Probe(server, client.queue_remaining(deadline=probe))
         except BridgeError as exc:
             return Probe(server, None, one_line(exc.message, 200, server.secrets()))
         except Exception as exc:  # a probe must never break the run; the reason is enough
@@ -60,13 +62,13 @@ def probe_all(servers: list[ServerConfig], make_client: MakeClient,
 
 
 def choose_server(servers: list[ServerConfig], make_client: MakeClient,
-                  limit: float | None = None) -> list[ServerConfig]:
+                  deadline: Deadline | None = None) -> list[ServerConfig]:
     """Healthy servers, shortest queue first (ties keep the configured order); unreachable ones
     are left out. A single server is returned as is, unprobed: there is nothing to choose and
     the engine's own request gives the better error."""
     if len(servers) <= 1:
         return list(servers)
-    probes = probe_all(servers, make_client, limit)
+    probes = probe_all(servers, make_client, deadline)
     ranked = sorted((p for p in probes if p.healthy),
                     key=lambda p: (p.queue_remaining, servers.index(p.server)))
     return [p.server for p in ranked]
@@ -74,13 +76,14 @@ def choose_server(servers: list[ServerConfig], make_client: MakeClient,
 
 def check_all(servers: list[ServerConfig], make_client: MakeClient,
               check: Callable[[ComfyClient], tuple[bool, str]] | None = None,
-              limit: float | None = None) -> list[tuple[ServerConfig, bool, str]]:
+              deadline: Deadline | None = None) -> list[tuple[ServerConfig, bool, str]]:
     """Validate every server at once for the credentials form: (server, ok, message) each.
 
     `check(client)` returns (ok, message) and may raise BridgeError (counted as not ok); the
     default only checks that the server is a reachable ComfyUI. Pass e.g. a BizyAir diagnosis.
     """
-    timeout = CHECK_TIMEOUT if limit is None else max(0.05, limit)
+    deadline = deadline or Deadline.after(CHECK_TIMEOUT)
+    timeout = deadline.remaining()
     check = check or _reachable
 
     def one(server: ServerConfig) -> tuple[ServerConfig, bool, str]:
@@ -126,8 +129,7 @@ def is_failover_error(exc: BaseException) -> bool:
 
 
 def _reachable(client: ComfyClient) -> tuple[bool, str]:
-    stats = client.system_stats(limit=CHECK_TIMEOUT)
-    version = (stats.get("system") or {}).get("comfyui_version") or "?"
+    version = client.system_stats(deadline=Deadline.after(CHECK_TIMEOUT)) or "?"
     return True, f"ComfyUI {version} at {client.server.label} is reachable."
 
 

@@ -3,7 +3,12 @@
 The websocket is the fast path; `/history/<id>` polling is the safety net. We poll when the
 socket is silent, when it drops, and every few seconds regardless (broadcast traffic from
 other clients can keep a socket busy while our run is long gone, e.g. after a restart).
-Every wait is bounded by the caller's deadline.
+Every wait is bounded by the caller's deadline; the socket is registered with the deadline
+watchdog, so a frame trickled byte by byte cannot outlive it either.
+
+Ends: success / error / interrupted (history or socket says so), lost (the server answers but
+has forgotten the run: a restart), gone (the server stopped accepting connections for
+GONE_AFTER seconds and did not come back), timeout (the deadline passed first).
 """
 
 from __future__ import annotations
@@ -17,59 +22,46 @@ from typing import Any
 
 import websocket
 
+from . import jsonsafe
+from .budget import OutputBudget
 from .client import ComfyClient
-from .errors import BridgeError, ConnectionFailed
+from .deadline import WATCHDOG, Deadline
+from .errors import BridgeError
+from .responses import HistoryEntry
+from .ws import MAX_MESSAGE_BYTES, close_quietly, open_run_socket
+
+__all__ = ["Outcome", "Progress", "RunFollower"]
 
 Progress = Callable[[str, dict[str, Any]], None]
 
 SILENCE = 2.0        # seconds of websocket silence before we ask /history
 POLL_GAP = 5.0       # poll at least this often even when the socket is busy
 POLL_INTERVAL = 0.5  # poll-only mode (no socket)
-FEATURE_FLAGS = json.dumps({"type": "feature_flags", "data": {"supports_preview_metadata": True}})
+GONE_AFTER = 20.0    # a server refusing connections this long is gone (killed, not restarting)
+DRAIN_LIMIT = 10.0   # after /history says done: read the socket's remaining frames for at most this long
+_DOWN_CODES = ("refused", "unreachable", "dns_failed", "connect_timeout")
 
 
 @dataclass
 class Outcome:
-    status: str                                   # success | error | interrupted | timeout | lost
-    history: dict | None = None                   # the /history entry when we have it
+    status: str                                   # success | error | interrupted | timeout | lost | gone
+    history: HistoryEntry | None = None           # the /history entry when we have it
     error: dict | None = None                     # execution_error / execution_interrupted payload
     cached_nodes: list[str] = field(default_factory=list)
     ws_frames: list[tuple[str, bytes]] = field(default_factory=list)   # (node_id, image bytes) from SaveImageWebsocket
     ws_outputs: dict[str, dict] = field(default_factory=dict)          # node -> `executed` output (history fallback)
-    socket_dropped: bool = False
+    ws_incomplete: bool = False                   # SaveImageWebsocket frames may be missing (socket lost early)
+    ws_dropped: int = 0                           # frames refused by the run's output budget
     last_error: BridgeError | None = None         # transport error seen while polling, if any
-
-
-def open_socket(client: ComfyClient, client_id: str, timeout: float) -> websocket.WebSocket:
-    ws = client.open_ws(client_id, timeout)
-    try:
-        # Ask for type-4 binary frames: they carry the prompt id, so images from
-        # SaveImageWebsocket can be attributed to our run and not to someone else's.
-        ws.send(FEATURE_FLAGS)
-    except (OSError, websocket.WebSocketException):
-        close_quietly(ws)
-        raise ConnectionFailed("The websocket closed right after it opened.", code="ws_failed") from None
-    return ws
-
-
-def close_quietly(ws: websocket.WebSocket | None) -> None:
-    if ws is None:
-        return
-    try:
-        ws.close(timeout=0.5)
-    except Exception:  # noqa: BLE001 - closing a broken socket must never raise
-        try:
-            ws.shutdown()
-        except Exception:  # noqa: BLE001
-            pass
+    current_node: str = ""                        # the node the server said it was running last
 
 
 class RunFollower:
     """State machine over websocket frames and history polls for one prompt."""
 
-    def __init__(self, client: ComfyClient, prompt_id: str, client_id: str, deadline: float,
+    def __init__(self, client: ComfyClient, prompt_id: str, client_id: str, deadline: Deadline,
                  ws: websocket.WebSocket | None, on_progress: Progress | None = None,
-                 websocket_nodes: set[str] | None = None):
+                 websocket_nodes: set[str] | None = None, budget: OutputBudget | None = None):
         self.client = client
         self.prompt_id = prompt_id
         self.client_id = client_id
@@ -77,104 +69,112 @@ class RunFollower:
         self.ws = ws
         self.on_progress = on_progress or (lambda kind, data: None)
         self.websocket_nodes = websocket_nodes or set()
+        self.budget = budget or OutputBudget()
         self.outcome = Outcome(status="timeout")
         self._last_poll = time.monotonic()
         self._absent_polls = 0
+        self._down_since: float | None = None
         self._terminal: str | None = None
         self._reconnected = False
         self._last_queue_pos: int | None = None
+        self._ended_on_socket = False
 
     # ---- public -------------------------------------------------------------------------------
 
     def follow(self) -> Outcome:
-        try:
-            while True:
-                remaining = self.deadline - time.monotonic()
-                if remaining <= 0:
-                    self.outcome.status = "timeout"
-                    return self.outcome
-                if self.ws is not None:
-                    done = self._read_socket(remaining)
-                else:
-                    done = self._poll(remaining)
-                    if not done:
-                        time.sleep(max(0.0, min(POLL_INTERVAL, self.deadline - time.monotonic())))
-                if done:
-                    return self.outcome
-        finally:
-            close_quietly(self.ws)
-            self.ws = None
+        with WATCHDOG.guard(self.deadline) as guard:
+            if self.ws is not None:
+                guard.watch(self.ws.sock)
+            try:
+                while True:
+                    if self.deadline.expired():
+                        self.outcome.status = "timeout"
+                        return self.outcome
+                    if self.ws is not None:
+                        done = self._read_socket()
+                    else:
+                        done = self._poll()
+                        if not done:
+                            self.deadline.sleep(POLL_INTERVAL)
+                    if done:
+                        self._drain_websocket_images()
+                        return self.outcome
+            finally:
+                close_quietly(self.ws)
+                self.ws = None
 
     # ---- websocket ------------------------------------------------------------------------------
 
-    def _read_socket(self, remaining: float) -> bool:
-        if time.monotonic() - self._last_poll > POLL_GAP and self._poll(remaining):
+    def _read_socket(self) -> bool:
+        assert self.ws is not None
+        if time.monotonic() - self._last_poll > POLL_GAP and self._poll():
             return True
-        self.ws.settimeout(max(0.05, min(SILENCE, remaining)))
         try:
+            self.ws.settimeout(self.deadline.timeout(SILENCE))
             opcode, payload = self.ws.recv_data()
         except websocket.WebSocketTimeoutException:
-            return self._poll(self.deadline - time.monotonic())
-        except (OSError, websocket.WebSocketException):
+            return self._poll()
+        except (OSError, ValueError, websocket.WebSocketException):
             self._socket_lost()
-            return self._poll(self.deadline - time.monotonic())
+            return self._poll()
         if opcode == websocket.ABNF.OPCODE_CLOSE:
             self._socket_lost()
-            return self._poll(self.deadline - time.monotonic())
+            return self._poll()
+        self._down_since = None
         if opcode == websocket.ABNF.OPCODE_BINARY:
             self._binary(payload)
             return False
         try:
-            message = json.loads(payload)
-        except (ValueError, UnicodeDecodeError):
+            message = jsonsafe.parse(payload, max_bytes=MAX_MESSAGE_BYTES, max_depth=64)
+        except jsonsafe.JsonError:
             return False
         return self._message(message) if isinstance(message, dict) else False
 
     def _socket_lost(self) -> None:
         """Close the dead socket first (two sockets on one clientId make the new one deaf), then
         try one reconnect; after that, history polling carries the run."""
-        self.outcome.socket_dropped = True
         close_quietly(self.ws)
         self.ws = None
-        if self._reconnected:
+        if self.websocket_nodes and not self._ended_on_socket:
+            self.outcome.ws_incomplete = True
+        if self._reconnected or self.deadline.remaining() <= 1.0:
             return
         self._reconnected = True
-        remaining = self.deadline - time.monotonic()
-        if remaining <= 1.0:
-            return
         try:
-            self.ws = open_socket(self.client, self.client_id, min(3.0, remaining))
+            self.ws = open_run_socket(self.client.server, self.client_id, self.deadline.within(3.0))
         except BridgeError:
             self.ws = None
 
     def _message(self, message: dict) -> bool:
         kind = message.get("type")
-        data = message.get("data") or {}
-        if not isinstance(data, dict):
-            return False
-        if kind == "status":
+        data = message.get("data")
+        if not isinstance(data, dict) or kind == "status":
             return False
         pid = data.get("prompt_id")
-        if pid is not None and pid != self.prompt_id:
-            return False  # someone else's broadcast (progress of a prompt without client_id, …)
+        if pid != self.prompt_id:
+            return False  # someone else's broadcast, or a message that does not say whose it is
         if kind == "execution_start":
             self.on_progress("started", {})
         elif kind == "execution_cached":
-            self.outcome.cached_nodes = [str(n) for n in data.get("nodes") or []]
+            nodes = data.get("nodes")
+            self.outcome.cached_nodes = [str(n)[:64] for n in nodes[:10000]] if isinstance(nodes, list) else []
             if self.outcome.cached_nodes:
                 self.on_progress("cached", {"nodes": self.outcome.cached_nodes})
         elif kind == "executing":
             node = data.get("node")
             if node is None:
-                if pid == self.prompt_id:
-                    return self._finish_from_history()
-            elif pid == self.prompt_id:
-                self.on_progress("node", {"node": str(node)})
-        elif kind == "progress" and pid == self.prompt_id:
-            self.on_progress("progress", {"node": str(data.get("node")), "value": data.get("value"),
-                                          "max": data.get("max")})
-        elif kind == "executed" and pid == self.prompt_id and isinstance(data.get("output"), dict):
-            self.outcome.ws_outputs[str(data.get("node"))] = data["output"]
+                self._ended_on_socket = True
+                return self._finish_from_history()
+            if isinstance(node, (str, int)):
+                self.outcome.current_node = str(node)[:64]
+                self.on_progress("node", {"node": self.outcome.current_node})
+        elif kind == "progress":
+            value, maximum = data.get("value"), data.get("max")
+            if _is_number(value) and _is_number(maximum):
+                self.on_progress("progress", {"node": str(data.get("node"))[:64], "value": value, "max": maximum})
+        elif kind == "executed":
+            if isinstance(data.get("output"), dict) and isinstance(data.get("node"), (str, int)):
+                self.outcome.ws_outputs[str(data["node"])] = data["output"]
         elif kind == "execution_success":
             self._terminal = "success"
         elif kind in ("execution_error", "execution_interrupted"):
@@ -189,57 +189,110 @@ class RunFollower:
         if event != 4:
             return  # type 1 previews carry no prompt id: they may belong to another run
         (meta_len,) = struct.unpack(">I", payload[4:8])
+        if meta_len > len(payload) - 8:
+            return
         try:
             meta = json.loads(payload[8:8 + meta_len])
-        except ValueError:
+        except (ValueError, RecursionError):
             return
-        node = str(meta.get("node_id") or meta.get("display_node_id") or "")
-        if meta.get("prompt_id") == self.prompt_id and node in self.websocket_nodes:
-            self.outcome.ws_frames.append((node, bytes(payload[8 + meta_len:])))
+        if not isinstance(meta, dict) or meta.get("prompt_id") != self.prompt_id:
+            return
+        node = str(meta.get("node_id") or meta.get("display_node_id") or "")[:64]
+        if node in self.websocket_nodes:
+            image = bytes(payload[8 + meta_len:])
+            if self.budget.take(len(image)):
+                self.outcome.ws_frames.append((node, image))
+            else:
+                self.outcome.ws_dropped += 1
+
+    def _drain_websocket_images(self) -> None:
+        """The run ended by a history poll while SaveImageWebsocket frames may still be on their
+        way (ComfyUI sends them before `executing null`): read on until that message, briefly."""
+        if self.ws is None or not self.websocket_nodes or self._ended_on_socket:
+            return
+        drain = self.deadline.within(DRAIN_LIMIT)
+        while not self._ended_on_socket:
+            if drain.expired():
+                self.outcome.ws_incomplete = True
+                return
+            try:
+                self.ws.settimeout(drain.timeout(SILENCE))
+                opcode, payload = self.ws.recv_data()
+            except (OSError, ValueError, websocket.WebSocketException):
+                self.outcome.ws_incomplete = True
+                return
+            if opcode == websocket.ABNF.OPCODE_BINARY:
+                self._binary(payload)
+            elif opcode == websocket.ABNF.OPCODE_TEXT:
+                try:
+                    message = jsonsafe.parse(payload, max_bytes=MAX_MESSAGE_BYTES, max_depth=64)
+                except jsonsafe.JsonError:
+                    continue
+                if (isinstance(message, dict) and message.get("type") == "executing"
+                        and isinstance(message.get("data"), dict) and message["data"].get("node") is None
+                        and message["data"].get("prompt_id") == self.prompt_id):
+                    self._ended_on_socket = True
+            elif opcode == websocket.ABNF.OPCODE_CLOSE:
+                self.outcome.ws_incomplete = True
+                return
 
     # ---- history --------------------------------------------------------------------------------
 
     def _finish_from_history(self) -> bool:
         """`executing {node: null}` is sent after the history is stored; fetch it (briefly retry)."""
-        end = min(self.deadline, time.monotonic() + 3.0)
+        wait = self.deadline.within(3.0)
         while True:
             try:
-                entry = self.client.history(self.prompt_id, limit=max(0.05, self.deadline - time.monotonic()))
+                entry = self.client.history(self.prompt_id, deadline=self.deadline)
             except BridgeError as exc:
-                entry, self.outcome.last_error = None, exc
-                end = 0.0  # history is broken (500, not JSON): do not wait for it
-            if entry is not None and _finished(entry):
-                self._from_history(entry)
-                return True
-            if time.monotonic() >= end:
-                # The socket said done but the history cannot tell: trust the socket's verdict.
+                # History is broken (500, not JSON, unexpected shape): trust the socket's verdict.
+                self.outcome.last_error = exc
                 self.outcome.status = self._terminal or "success"
                 return True
-            time.sleep(0.05)
+            if entry is not None:
+                self._from_history(entry)
+                return True
+            if wait.expired():
+                self.outcome.status = self._terminal or "success"
+                return True
+            wait.sleep(0.05)
 
-    def _poll(self, remaining: float) -> bool:
+    def _poll(self) -> bool:
         self._last_poll = time.monotonic()
-        if remaining <= 0:
+        if self.deadline.expired():
             return False
         try:
-            entry = self.client.history(self.prompt_id, limit=remaining)
+            entry = self.client.history(self.prompt_id, deadline=self.deadline)
         except BridgeError as exc:
-            # A frozen or flaky server: keep trying until the deadline; remember why.
-            self.outcome.last_error = exc
-            return False
-        if entry is not None and _finished(entry):
+            return self._failed_poll(exc)
+        self._down_since = None
+        if entry is not None:
             self._from_history(entry)
             return True
-        return self._check_queue(self.deadline - time.monotonic())
+        return self._check_queue()
 
-    def _check_queue(self, remaining: float) -> bool:
-        if remaining <= 0:
+    def _failed_poll(self, exc: BridgeError) -> bool:
+        """A frozen or flaky server: keep trying until the deadline; one that refuses connections
+        for GONE_AFTER seconds is gone."""
+        self.outcome.last_error = exc
+        if exc.code not in _DOWN_CODES:
+            self._down_since = None
+            return False
+        now = time.monotonic()
+        if self._down_since is None:
+            self._down_since = now
+        if now - self._down_since >= GONE_AFTER:
+            self.outcome.status = "gone"
+            return True
+        return False
+
+    def _check_queue(self) -> bool:
+        if self.deadline.expired():
             return False
         try:
-            state, position = self.client.queue_state(self.prompt_id, limit=remaining)
+            state, position = self.client.queue_state(self.prompt_id, deadline=self.deadline)
         except BridgeError as exc:
-            self.outcome.last_error = exc
-            return False
+            return self._failed_poll(exc)
         if state == "absent":
             # Not in history, not queued, not running: the server forgot it (restart). Ask
             # twice: history is stored just before the queue entry is released.
@@ -254,22 +307,23 @@ class RunFollower:
             self.on_progress("queued", {"position": position})
         return False
 
-    def _from_history(self, entry: dict) -> None:
+    def _from_history(self, entry: HistoryEntry) -> None:
         self.outcome.history = entry
-        status = entry.get("status") or {}
-        if status.get("status_str") == "success":
+        failure = entry.first_failure()
+        if entry.status == "success" and failure is None:
             self.outcome.status = "success"
             return
-        for item in status.get("messages") or []:
-            if isinstance(item, list) and len(item) == 2 and item[0] in ("execution_error", "execution_interrupted"):
-                self.outcome.error = dict(item[1] or {}, _event=item[0])
-                self.outcome.status = "error" if item[0] == "execution_error" else "interrupted"
-                return
-        self.outcome.status = self._terminal if self._terminal in ("error", "interrupted") else "error"
+        if failure is not None:
+            kind, data = failure
+            self.outcome.error = dict(data, _event=kind)
+            self.outcome.status = "error" if kind == "execution_error" else "interrupted"
+            return
+        if entry.status == "unknown" and self._terminal is None:
+            # The entry exists (the run is over) but does not say how it went.
+            self.outcome.status = "unreadable"
+            return
+        self.outcome.status = self._terminal if self._terminal in ("error", "interrupted", "success") else "error"
 
 
-def _finished(entry: dict[str, Any]) -> bool:
-    status = entry.get("status")
-    if not isinstance(status, dict):
-        return bool(entry.get("outputs"))
-    return bool(status.get("completed")) or status.get("status_str") in ("success", "error")
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -47,6 +47,20 @@ def _shorten_path(match: re.Match) -> str:
 
 
 def one_line(text: object, limit: int = 300, secrets: Iterable[str] = ()) -> str:
-    """Scrubbed, whitespace-collapsed, length-bounded text for a single message line."""
-    flat = " ".join(scrub(text, secrets).split())
+    """Scrubbed, whitespace-collapsed, length-bounded text for a single message line. Only a
+    bounded head of `text` is looked at, so a server's megabyte costs no more than a kilobyte."""
+    secrets = [s for s in secrets if s]
+    raw = "" if text is None else str(text)
+    if len(raw) > limit * 4 + 4096:
+        raw = _drop_partial_secret(raw[: limit * 4 + 4096], secrets)
+    flat = " ".join(scrub(raw, secrets).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _drop_partial_secret(head: str, secrets: list[str]) -> str:
+    """A cut may end inside a secret; drop such a tail so no part of a secret stays readable."""
+    for secret in secrets:
+        for k in range(min(len(secret) - 1, len(head)), 3, -1):
+            if head.endswith(secret[:k]):
+                return head[:-k]
+    return head

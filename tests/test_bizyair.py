@@ -23,6 +23,7 @@ import websocket
 from comfyui_bridge import bizyair
 from comfyui_bridge.bizyair import apply_server_mode_key, cache_note, explain_failure, is_placeholder
 from comfyui_bridge.client import ComfyClient
+from comfyui_bridge.deadline import Deadline
 from comfyui_bridge.endpoint import ServerConfig
 from comfyui_bridge.errors import AuthRejected
 
@@ -383,7 +384,7 @@ def test_plain_comfyui_is_fine_and_a_broken_bizyair_import_is_named(comfy_server
 
 def test_a_key_check_that_hangs_is_reported_not_waited_for(comfy_server):
     comfy_server.config(route_delay={"GET /bizyair/user/info": 1.5})
-    diagnosis = bizyair.diagnose(_client(comfy_server), limit=0.5)
+    diagnosis = bizyair.diagnose(_client(comfy_server), deadline=Deadline.after(0.5))
     assert not diagnosis.ok and diagnosis.detail["user_info_status"] == "timeout"
     assert "hang" in diagnosis.message
 

@@ -1,3 +1,5 @@
+import base64
+
 import pytest
 
 from comfyui_bridge.endpoint import ServerConfig, parse_base_url, parse_extra_header, parse_servers
@@ -39,7 +41,21 @@ def test_websocket_url_follows_scheme_and_prefix():
     assert ServerConfig("http://h:8188").ws_url("c1") == "ws://h:8188/ws?clientId=c1"
 
 
-def test_label_hides_credentials_in_the_url():
-    server = ServerConfig("http://user:pa55word@h:8188")
-    assert "pa55word" not in server.label
-    assert "pa55word" in server.secrets()
+def test_user_info_in_the_url_becomes_basic_auth_on_every_channel_and_never_shows():
+    (server,) = parse_servers("http://us%40er:pa55word@h:8188/api/")
+    assert server.base_url == "http://h:8188/api" and server.basic_auth == ("us@er", "pa55word")
+    basic = base64.b64encode(b"us@er:pa55word").decode()
+    # headers() is what both the HTTP requests and the websocket handshake send
+    assert server.headers() == {"Authorization": f"Basic {basic}"}
+    assert "pa55word" not in server.label and "pa55word" not in repr(server)
+    assert {"pa55word", basic} <= set(server.secrets())
+
+
+def test_user_info_and_a_token_together_are_refused_with_the_fix():
+    with pytest.raises(InputError, match="Keep one"):
+        parse_servers("http://u:p@h:8188", token="tok-123456")
+
+
+def test_credentials_change_the_cache_identity_but_not_the_url():
+    a, b = ServerConfig("http://h:8188", token="t1"), ServerConfig("http://h:8188", token="t2")
+    assert a.identity()[0] == b.identity()[0] and a.identity() != b.identity()

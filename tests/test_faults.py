@@ -190,7 +190,8 @@ def test_a_run_that_cannot_be_stopped_says_so_and_still_returns_on_time(comfy_se
     try:
         t = Timed(lambda: engine(comfy_server.url).run(RunRequest(workflow=workflow(), timeout=10)))
         assert t.result.status == "timeout"
-        assert "could not stop the run" in t.result.error.message
+        assert "could not be cancelled on the server" in t.result.error.message
+        assert "BizyAir" not in t.result.error.message   # a plain node: BizyAir is not to blame
         assert t.seconds < 10 + 2
     finally:
         comfy_server.release()
@@ -243,7 +244,7 @@ def test_a_frozen_server_does_not_hang_the_run_and_is_cleaned_up_when_it_wakes(c
 
 def test_outputs_bigger_than_the_download_limit_are_named_not_loaded(comfy_server):
     comfy_server.config(image_bytes=3_000_000)
-    eng = Engine(parse_servers(comfy_server.url), max_output_bytes=1_000_000)
+    eng = Engine(parse_servers(comfy_server.url), output_limit=1_000_000)
     result = eng.run(RunRequest(workflow=workflow(), timeout=20))
-    assert result.outputs == [] and any("download limit" in w for w in result.warnings)
+    assert result.outputs == [] and any("does not fit in the run's 1 MB output limit" in w for w in result.warnings)
     assert_clean(comfy_server, result.prompt_id)

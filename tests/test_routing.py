@@ -11,6 +11,7 @@ import requests
 
 from comfyui_bridge import bizyair, routing
 from comfyui_bridge.client import ComfyClient
+from comfyui_bridge.deadline import Deadline
 from comfyui_bridge.endpoint import ServerConfig
 from comfyui_bridge.errors import AuthRejected, BadResponse, ConnectionFailed, PromptRejected
 
@@ -68,9 +69,9 @@ def test_ties_keep_the_configured_order(comfy_server, comfy_server_factory):
 def test_a_server_too_slow_to_say_its_queue_is_skipped(comfy_server, comfy_server_factory):
     slow = comfy_server_factory()
     slow.config(route_delay={"GET /prompt": 1.5})
-    probes = routing.probe_all([cfg(slow), cfg(comfy_server)], make_client, limit=0.5)
+    probes = routing.probe_all([cfg(slow), cfg(comfy_server)], make_client, deadline=Deadline.after(0.5))
     assert [p.healthy for p in probes] == [False, True]
-    assert routing.choose_server([cfg(slow), cfg(comfy_server)], make_client, limit=0.5) == [cfg(comfy_server)]
+    assert routing.choose_server([cfg(slow), cfg(comfy_server)], make_client, deadline=Deadline.after(0.5)) == [cfg(comfy_server)]
 
 
 def test_no_healthy_server_gives_an_empty_order_with_reasons():
@@ -127,7 +128,7 @@ def test_check_all_with_a_bizyair_diagnosis(comfy_server, comfy_server_factory):
 
 def _queue_error(server: ServerConfig) -> Exception:
     with pytest.raises(Exception) as caught:
-        ComfyClient(server).queue_prompt(WORKFLOW, "pid-1", "client-1", limit=0.5)
+        ComfyClient(server).queue_prompt(WORKFLOW, "pid-1", "client-1", deadline=Deadline.after(0.5))
     return caught.value
 
 
@@ -157,7 +158,7 @@ def test_validation_and_auth_errors_do_not_fail_over(comfy_server_factory):
     broken = dict(WORKFLOW)
     broken["9"] = {"class_type": "NoSuchNode", "inputs": {}}
     with pytest.raises(PromptRejected) as caught:
-        ComfyClient(ServerConfig(locked.url, token="tok-failover-1")).queue_prompt(broken, "p", "c", limit=2)
+        ComfyClient(ServerConfig(locked.url, token="tok-failover-1")).queue_prompt(broken, "p", "c", deadline=Deadline.after(2))
     assert not routing.is_failover_error(caught.value)
 
 

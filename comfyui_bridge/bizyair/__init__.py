@@ -20,10 +20,10 @@ from .diagnosis import (KEY_INVALID_OR_OFFLINE, KEY_NOT_APPLICABLE, KEY_NOT_LOAD
                         Diagnosis, diagnose)
 from .failures import explain_failure
 from .placeholders import PLACEHOLDER_SHA256, is_placeholder
-from .server_mode import SERVER_MODE_NODE_CLASS, SERVER_MODE_NODE_ID, apply_server_mode_key, secrets
+from .server_mode import SERVER_MODE_NODE_CLASS, SERVER_MODE_NODE_ID, apply_server_mode_key, ask_server_mode, secrets
 
 __all__ = [
-    "Diagnosis", "diagnose", "apply_server_mode_key", "secrets",
+    "Diagnosis", "diagnose", "apply_server_mode_key", "ask_server_mode", "secrets",
     "explain_failure", "is_placeholder", "cache_note", "PLACEHOLDER_SHA256",
     "KEY_VALID", "KEY_INVALID_OR_OFFLINE", "KEY_NOT_LOADED_OR_SERVER_MODE", "KEY_NOT_APPLICABLE",
     "SERVER_MODE_NODE_ID", "SERVER_MODE_NODE_CLASS",

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..client import ComfyClient
+from ..deadline import Deadline
 from ..errors import AuthRejected, BridgeError, ConnectionFailed
+from .server_mode import ask_server_mode
 
 KEY_VALID = "valid"
 KEY_INVALID_OR_OFFLINE = "invalid_or_offline"
@@ -44,25 +46,25 @@ class Diagnosis:
 
 
 def diagnose(client: ComfyClient, server_mode_key_configured: bool = False,
-             limit: float | None = None) -> Diagnosis:
+             deadline: Deadline | None = None) -> Diagnosis:
     """Check one server: is it ComfyUI, are BizyAir nodes loaded, will its BizyAir key work?
 
     Raises the client's BridgeError when the server itself is unreachable or not ComfyUI (that
     error already says what to fix). Never copies text from the container's answers: they can
     echo whole keys.
     """
+    deadline = deadline or Deadline.after(KEY_CHECK_TIMEOUT + 3 * ROUTE_PROBE_TIMEOUT + 10)
     label = client.server.label
-    stats = client.system_stats(limit=limit)
-    version = str((stats.get("system") or {}).get("comfyui_version") or "")
+    version = client.system_stats(deadline=deadline)
     detail: dict[str, Any] = {"server": label, "comfyui_version": version}
 
-    installed = bool(client.object_info(PROBE_CLASS, limit=limit))
+    installed = bool(client.object_info(PROBE_CLASS, deadline=deadline))
     detail["bizyair_installed"] = installed
     if not installed:
-        return _plain_comfyui(client, label, version, detail, server_mode_key_configured, limit)
+        return _plain_comfyui(client, label, version, detail, server_mode_key_configured, deadline)
 
-    check_limit = KEY_CHECK_TIMEOUT if limit is None else min(limit, KEY_CHECK_TIMEOUT)
-    status = _user_info_status(client, check_limit)
+    check_limit = min(KEY_CHECK_TIMEOUT, deadline.remaining())
+    status = _user_info_status(client, deadline.within(KEY_CHECK_TIMEOUT))
     detail["user_info_status"] = status
     if status == 200:
         return Diagnosis(label, version, True, KEY_VALID, True,
@@ -71,13 +73,13 @@ def diagnose(client: ComfyClient, server_mode_key_configured: bool = False,
     if status == "timeout":
         return Diagnosis(
             label, version, True, KEY_INVALID_OR_OFFLINE, False,
-            f"BizyAir at {label} did not finish its key check within {check_limit:g} s: the "
+            f"BizyAir at {label} did not finish its key check within {check_limit:.0f} s: the "
             "container's connection to the BizyAir cloud (api.bizyair.cn) seems to hang, and runs "
             "would hang too. Check the container's outbound network or proxy.",
-            f"{label} 上的 BizyAir 在 {check_limit:g} 秒内未完成密钥检查：容器到 BizyAir 云端"
+            f"{label} 上的 BizyAir 在 {check_limit:.0f} 秒内未完成密钥检查：容器到 BizyAir 云端"
             "（api.bizyair.cn）的连接似乎卡住了，运行也会卡住。请检查容器的出站网络或代理。", detail)
 
-    server_mode = _server_mode(client, limit)
+    server_mode = _server_mode(client, deadline)
     detail["server_mode"] = server_mode
     if status == 401:
         return _no_valid_key(label, version, detail, server_mode_key_configured, server_mode)
@@ -93,14 +95,14 @@ def diagnose(client: ComfyClient, server_mode_key_configured: bool = False,
 
 
 def _plain_comfyui(client: ComfyClient, label: str, version: str, detail: dict,
-                   key_configured: bool, limit: float | None) -> Diagnosis:
+                   key_configured: bool, deadline: Deadline) -> Diagnosis:
     named = f"ComfyUI {version}" if version else "ComfyUI"
     message = (f"{named} at {label} is plain ComfyUI, no BizyAir nodes: workflows with BizyAir "
                "nodes will not run there, other workflows will.")
     message_zh = f"{label} 上是普通 ComfyUI，没有 BizyAir 节点：含 BizyAir 节点的工作流无法在此运行，其他工作流可以。"
     # bizyengine/misc/auth.py registers /bizyair/get_api_key before the rest of the package is
     # imported, so the route answering while no class loaded means a broken install, not "absent".
-    if _route_exists(client, "/bizyair/get_api_key", limit):
+    if _route_exists(client, "/bizyair/get_api_key", deadline):
         detail["bizyair_import_failed"] = True
         message += (" BizyAir's files are there but its nodes failed to load (a known cause: "
                     "bizyengine with mcp 2.x; run pip install 'mcp<2' in the container and restart it).")
@@ -153,10 +155,10 @@ def _routes_missing(label: str, version: str, detail: dict, key_configured: bool
     return Diagnosis(label, version, True, KEY_NOT_LOADED_OR_SERVER_MODE, ok, message, message_zh, detail)
 
 
-def _user_info_status(client: ComfyClient, limit: float) -> int | str:
+def _user_info_status(client: ComfyClient, deadline: Deadline) -> int | str:
     """HTTP status of GET /bizyair/user/info (200 only with body code 20000), or "timeout"."""
     try:
-        resp = client.request("GET", "/bizyair/user/info", limit=limit)
+        resp = client.request("GET", "/bizyair/user/info", deadline=deadline, max_bytes=256 * 1024)
     except AuthRejected as exc:
         # The client treats 401 as "proxy wants a token"; here it is BizyAir's answer (the
         # /system_stats call before went through, so the proxy, if any, let us in).
@@ -181,25 +183,15 @@ def _user_info_status(client: ComfyClient, limit: float) -> int | str:
     return f"200 with code {code}" if isinstance(code, int) else "200 without a code"
 
 
-def _server_mode(client: ComfyClient, limit: float | None) -> bool | None:
-    """GET /bizyair/server_mode → True/False; None when the route is absent or unreadable.
-    bizyengine/bizy_server/server.py registers it in both modes, before the mode split."""
-    probe_limit = ROUTE_PROBE_TIMEOUT if limit is None else min(limit, ROUTE_PROBE_TIMEOUT)
-    try:
-        resp = client.request("GET", "/bizyair/server_mode", limit=probe_limit)
-        if resp.status_code != 200:
-            return None
-        data = resp.json().get("data")
-        value = data.get("server_mode") if isinstance(data, dict) else None
-        return value if isinstance(value, bool) else None
-    except (BridgeError, ValueError, AttributeError):
-        return None
+def _server_mode(client: ComfyClient, deadline: Deadline) -> bool | None:
+    """GET /bizyair/server_mode → True/False; None when the route is absent or unreadable. Always
+    asked afresh here (a credential check), which also refreshes what runs remember."""
+    return ask_server_mode(client, deadline.within(ROUTE_PROBE_TIMEOUT), fresh=True)
 
 
-def _route_exists(client: ComfyClient, path: str, limit: float | None) -> bool:
-    probe_limit = ROUTE_PROBE_TIMEOUT if limit is None else min(limit, ROUTE_PROBE_TIMEOUT)
+def _route_exists(client: ComfyClient, path: str, deadline: Deadline) -> bool:
     try:
-        resp = client.request("GET", path, limit=probe_limit)
+        resp = client.request("GET", path, deadline=deadline.within(ROUTE_PROBE_TIMEOUT), max_bytes=256 * 1024)
     except BridgeError:
         return False
     # aiohttp's own 404 has an empty body; BizyAir's "no key" 404 says so in text.

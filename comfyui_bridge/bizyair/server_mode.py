@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..client import ComfyClient
+    from ..deadline import Deadline
+
+# How long a server's answer to /bizyair/server_mode is trusted (a container is restarted with
+# another mode rarely; a new answer costs one short request).
+MODE_TTL = 300.0
+MODE_PROBE_CEILING = 3.0
 
 # bizyengine/core/nodes_base.py: BIZYAIR_PARAM_MAGIC_NODE_ID = "bizyair_magic_node".
 SERVER_MODE_NODE_ID = "bizyair_magic_node"
@@ -54,3 +66,45 @@ def secrets(key: str) -> list[str]:
     """Values to add to the scrub list when a BizyAir key is configured."""
     key = (key or "").strip()
     return [key] if key else []
+
+
+_modes: dict[tuple[str, str], tuple[float, bool | None]] = {}
+_modes_lock = threading.Lock()
+
+
+def ask_server_mode(client: ComfyClient, deadline: Deadline, *, fresh: bool = False) -> bool | None:
+    """GET /bizyair/server_mode → True / False; None when the route is absent (plain ComfyUI, or a
+    BizyAir install whose routes did not load) or unreadable. bizyengine's bizy_server/server.py
+    registers it in both modes. Remembered per server (URL + credentials) for MODE_TTL seconds."""
+    key = client.server.identity()
+    now = time.monotonic()
+    with _modes_lock:
+        hit = _modes.get(key)
+        if hit is not None and now - hit[0] < MODE_TTL and not fresh:
+            return hit[1]
+    mode = _probe(client, deadline.within(MODE_PROBE_CEILING))
+    with _modes_lock:
+        if len(_modes) > 1024:
+            _modes.clear()
+        _modes[key] = (time.monotonic(), mode)
+    return mode
+
+
+def forget_server_modes() -> None:
+    with _modes_lock:
+        _modes.clear()
+
+
+def _probe(client: ComfyClient, deadline: Deadline) -> bool | None:
+    from ..errors import BridgeError
+    from ..jsonsafe import JsonError
+    try:
+        reply = client.request("GET", "/bizyair/server_mode", deadline=deadline, max_bytes=64 * 1024)
+        if reply.status_code != 200:
+            return None
+        body = reply.json()
+    except (BridgeError, JsonError):
+        return None
+    data = body.get("data") if isinstance(body, dict) else None
+    value = data.get("server_mode") if isinstance(data, dict) else None
+    return value if isinstance(value, bool) else None
