@@ -9,6 +9,7 @@ own Origin check, then per-route faults. /_test/* control routes bypass all of i
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import json
 import os
@@ -144,8 +145,96 @@ def make_middleware(state: ServerState, token: str | None, require_header: tuple
             return status_response(int(status))
         if key in (cfg.get("non_json") or []) or (cfg.get("history_html") and key == "GET /history/{id}"):
             return web.Response(text=FOREIGN_HTML, content_type="text/html")
+        hostile = (cfg.get("hostile") or {}).get(key)
+        if hostile:
+            return await hostile_response(request, handler, hostile)
         return await handler(request)
     return middleware
+
+
+# ---- a hostile or broken server (the "hostile" config knob) ---------------------------------
+
+async def hostile_response(request: web.Request, handler, spec: dict) -> web.StreamResponse:
+    if "body" in spec:
+        return web.json_response(spec["body"], status=int(spec.get("status", 200)))
+    if "raw" in spec:
+        return web.Response(text=spec["raw"], status=int(spec.get("status", 200)),
+                            content_type=spec.get("content_type", "application/json"))
+    if "gzip_bomb" in spec:
+        return web.Response(body=gzip_spaces(int(spec["gzip_bomb"])), content_type="application/json",
+                            headers={"Content-Encoding": "gzip"})
+    if "deep" in spec:
+        return web.Response(text="[" * int(spec["deep"]), content_type="application/json")
+    real = await handler(request)
+    body = await response_bytes(real)
+    if "patch" in spec:
+        data = json.loads(body)
+        target = data
+        if request.match_info.get("id") and isinstance(data.get(request.match_info["id"]), dict):
+            target = data[request.match_info["id"]]
+        if isinstance(target, dict):
+            target.update(spec["patch"])
+            body = json.dumps(data).encode()
+    if "pad" in spec:
+        body += b" " * int(spec["pad"])
+    headers = {"Content-Type": real.headers.get("Content-Type", "application/json")}
+    headers.update(spec.get("headers") or {})
+    if "trickle_headers" in spec:
+        return await trickle_raw(request, real.status, headers, body, float(spec["trickle_headers"]))
+    if "trickle" in spec:
+        resp = web.StreamResponse(status=real.status, headers=headers)
+        await resp.prepare(request)
+        step = max(1, int(spec.get("chunk", 1)))
+        pause = step / float(spec["trickle"])
+        for i in range(0, len(body), step):
+            await resp.write(body[i:i + step])
+            await asyncio.sleep(pause)
+        await resp.write_eof()
+        return resp
+    return web.Response(body=body, status=real.status, headers=headers)
+
+
+@functools.lru_cache(maxsize=4)
+def gzip_spaces(n: int) -> bytes:
+    """gzip of n spaces (a bomb: ~1 MB that inflates to 1 GB). One fully flushed deflate block of
+    1 MiB of spaces is repeated: blocks after a full flush never refer back, so the stream is valid."""
+    import struct
+    import zlib
+    mib = 1 << 20
+    comp = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = comp.compress(b" " * mib) + comp.flush(zlib.Z_FULL_FLUSH)
+    tail_comp = zlib.compressobj(9, zlib.DEFLATED, -15)
+    tail = tail_comp.compress(b" " * (n % mib)) + tail_comp.flush()
+    crc = 0
+    piece = b" " * mib
+    for _ in range(n // mib):
+        crc = zlib.crc32(piece, crc)
+    crc = zlib.crc32(b" " * (n % mib), crc)
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+    return header + block * (n // mib) + tail + struct.pack("<II", crc & 0xFFFFFFFF, n & 0xFFFFFFFF)
+
+
+async def response_bytes(resp: web.StreamResponse) -> bytes:
+    if isinstance(resp, web.FileResponse):
+        with open(resp._path, "rb") as fh:   # noqa: SIM115 - test server
+            return fh.read()
+    return bytes(resp.body or b"") if isinstance(resp, web.Response) else b""
+
+
+async def trickle_raw(request: web.Request, status: int, headers: dict, body: bytes, rate: float):
+    """Write the whole HTTP answer, status line and headers included, `rate` bytes a second."""
+    transport = request.transport
+    head = f"HTTP/1.1 {status} OK\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    data = head.encode() + body
+    for i in range(len(data)):
+        if transport is None or transport.is_closing():
+            break
+        transport.write(data[i:i + 1])
+        await asyncio.sleep(1.0 / rate)
+    if transport is not None:
+        transport.close()
+    raise asyncio.CancelledError()
 
 
 # ---- websocket -------------------------------------------------------------------------
@@ -154,7 +243,9 @@ async def send_frame(state: ServerState, conn: WsConn, payload: str | bytes) -> 
     if state.config.get("ws_silent") or conn.ws.closed:
         return
     try:
-        if isinstance(payload, (bytes, bytearray)):
+        if state.config.get("ws_trickle"):
+            await trickle_frame(conn, payload, float(state.config["ws_trickle"]))
+        elif isinstance(payload, (bytes, bytearray)):
             await conn.ws.send_bytes(bytes(payload))
         else:
             await conn.ws.send_str(payload)
@@ -164,6 +255,25 @@ async def send_frame(state: ServerState, conn: WsConn, payload: str | bytes) -> 
     limit = state.config.get("ws_drop_after")
     if limit is not None and conn.frames >= int(limit):
         conn.abort()
+
+
+async def trickle_frame(conn: WsConn, payload: str | bytes, pause: float) -> None:
+    """One unmasked websocket frame written byte by byte (a server stalling mid-frame)."""
+    data = payload.encode() if isinstance(payload, str) else bytes(payload)
+    opcode = 0x1 if isinstance(payload, str) else 0x2
+    if len(data) < 126:
+        head = bytes([0x80 | opcode, len(data)])
+    elif len(data) < 65536:
+        head = bytes([0x80 | opcode, 126]) + len(data).to_bytes(2, "big")
+    else:
+        head = bytes([0x80 | opcode, 127]) + len(data).to_bytes(8, "big")
+    transport = conn.request.transport
+    for i, byte in enumerate(head + data):
+        if transport is None or transport.is_closing():
+            return
+        transport.write(bytes([byte]))
+        if i >= 1:
+            await asyncio.sleep(pause)
 
 
 async def send_event(state: ServerState, conn: WsConn, event: str, data: Any) -> None:
@@ -177,6 +287,8 @@ async def publisher(state: ServerState) -> None:
         if epoch != state.epoch:
             continue
         payload = data if event == BINARY else json.dumps({"type": event, "data": data})
+        if event == BINARY and state.config.get("ws_binary_delay"):
+            await asyncio.sleep(float(state.config["ws_binary_delay"]))
         if sid is None:
             targets = list(state.sockets.values())
         elif sid in state.sockets:
@@ -188,7 +300,9 @@ async def publisher(state: ServerState) -> None:
 
 
 def websocket_handler(state: ServerState):
-    async def handler(request: web.Request) -> web.WebSocketResponse:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if state.config.get("ws_redirect"):
+            raise web.HTTPFound(state.config["ws_redirect"])
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         sid = request.rel_url.query.get("clientId", "")
@@ -203,6 +317,8 @@ def websocket_handler(state: ServerState):
         state.stats_data["ws_connects"] += 1
         try:
             await send_event(state, conn, "status", {"status": state.queue_info(), "sid": sid})
+            for extra in state.config.get("ws_extra") or []:
+                await send_frame(state, conn, json.dumps(extra))
             if state.current_client_id == sid and state.last_node_id is not None:
                 await send_event(state, conn, "executing", {"node": state.last_node_id})
             first = True

@@ -53,6 +53,18 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "ws_image_seconds": 0.0,     # pause after each SaveImageWebsocket image
     "max_upload_size": 104857600,
     "bizyair_installed": True,   # BizyAir classes exist (object_info and validation)
+    # A hostile or broken server, per route key ("GET /history/{id}"): see app.hostile_response.
+    # {"trickle": bytes/s} the real body, sent slowly; {"trickle_headers": bytes/s} the status line and
+    # headers too; {"patch": {...}} merged into the real JSON (for /history/{id}: into our entry);
+    # {"body": <json>, "status": 200} this JSON instead; {"raw": text, "content_type": ..., "status": ...};
+    # {"gzip_bomb": n} gzip of n spaces; {"pad": n} real JSON + n spaces; {"deep": n} "[" * n;
+    # {"headers": {...}} the real answer with these headers replaced.
+    "hostile": {},
+    "ws_extra": [],              # JSON frames sent to each new websocket right after its status message
+    "ws_redirect": None,         # /ws answers 302 to this Location instead of upgrading
+    "ws_trickle": None,          # seconds between bytes of each websocket frame (a slow-loris frame)
+    "ws_binary_delay": 0.0,      # the publisher waits this long before each binary frame: the run (and its
+                                 # history) can end while its SaveImageWebsocket images are still on the way
 }
 
 
