@@ -18,13 +18,11 @@ from urllib.parse import quote
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from . import jsonsafe, responses
-from .deadline import WATCHDOG, Deadline, current_guard
+from .deadline import WATCHDOG, Deadline
 from .endpoint import ServerConfig
+from .guarded_http import GuardedAdapter
 from .errors import AuthRejected, BadResponse, ConnectionFailed, NotComfyUI, PromptRejected
 from .models import OutputRef
 from .rejections import describe_rejection
@@ -55,57 +53,6 @@ class Reply:
     def json(self) -> Any:
         """The body as JSON; raises jsonsafe.JsonError (a ValueError) on anything else."""
         return jsonsafe.parse(self.content, max_bytes=self.max_bytes, max_depth=MAX_JSON_DEPTH)
-
-
-# ---- connections the watchdog can cut --------------------------------------------------------
-
-class _GuardedHTTPConnection(HTTPConnection):
-    """Registers its socket with the guard of the call using it (deadline.py)."""
-
-    def connect(self) -> None:
-        super().connect()
-        _watch(self)
-
-    def request(self, *args: Any, **kw: Any) -> None:  # type: ignore[override]
-        if self.sock is not None:   # a kept-alive connection: this call's guard takes it over
-            _watch(self)
-        super().request(*args, **kw)
-
-
-class _GuardedHTTPSConnection(HTTPSConnection):
-    def connect(self) -> None:
-        super().connect()
-        _watch(self)
-
-    def request(self, *args: Any, **kw: Any) -> None:  # type: ignore[override]
-        if self.sock is not None:
-            _watch(self)
-        super().request(*args, **kw)
-
-
-def _watch(conn: HTTPConnection) -> None:
-    guard = current_guard()
-    if guard is not None and conn.sock is not None:
-        guard.watch(conn.sock)
-
-
-class _GuardedPool(HTTPConnectionPool):
-    ConnectionCls = _GuardedHTTPConnection
-
-
-class _GuardedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _GuardedHTTPSConnection
-
-
-class _GuardedAdapter(HTTPAdapter):
-    def init_poolmanager(self, *args: Any, **kw: Any) -> None:
-        super().init_poolmanager(*args, **kw)
-        self.poolmanager.pool_classes_by_scheme = {"http": _GuardedPool, "https": _GuardedHTTPSPool}
-
-    def proxy_manager_for(self, proxy: str, **kw: Any) -> Any:
-        manager = super().proxy_manager_for(proxy, **kw)
-        manager.pool_classes_by_scheme = {"http": _GuardedPool, "https": _GuardedHTTPSPool}
-        return manager
 
 
 # ---- the client --------------------------------------------------------------------------------
@@ -453,7 +400,7 @@ def _session_for(server: ServerConfig) -> requests.Session:
     session.trust_env = False
     session.proxies = requests.utils.get_environ_proxies(server.base_url)
     session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-    adapter = _GuardedAdapter()
+    adapter = GuardedAdapter()
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session

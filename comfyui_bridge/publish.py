@@ -13,15 +13,19 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from .deadline import Deadline
 from .errors import BridgeError, StorageError
 from .models import OutputFile
 from .scrub import one_line
 from .storage import Storage
 from .storage.keys import extension_for, object_key
 
+# Seconds publishing may run past the run's own deadline: a call ends by `timeout` + this.
+PUBLISH_GRACE = 5.0
+
 # Errors after which another file would fail the same way.
 _FATAL = {"storage_auth", "storage_forbidden", "storage_bucket_missing", "storage_unreachable",
-          "storage_config"}
+          "storage_config", "storage_timeout"}
 
 
 @dataclass
@@ -53,6 +57,13 @@ class PublishResult:
         return out
 
 
+def publish_deadline(run_deadline: Deadline | None) -> Deadline:
+    """The deadline for uploading a run's outputs: what is left of the run's, plus PUBLISH_GRACE."""
+    if run_deadline is None:
+        return Deadline.after(PUBLISH_GRACE)
+    return Deadline(run_deadline.at + PUBLISH_GRACE, run_deadline.clock)
+
+
 def plan_keys(files: Sequence[OutputFile], *, prefix: str, prompt_id: str,
               when: datetime | None = None) -> list[str]:
     """One key per file: `<prefix><yyyy>/<mm>/<dd>/<prompt_id>_<node>_<n>.<ext>`, where n counts
@@ -68,8 +79,10 @@ def plan_keys(files: Sequence[OutputFile], *, prefix: str, prompt_id: str,
 
 
 def publish(storage: Storage, files: Sequence[OutputFile], *, prompt_id: str,
-            when: datetime | None = None, secrets: Sequence[str] = ()) -> list[PublishResult]:
-    """Upload every file (Storage.upload does the bounded retries). Returns results in file order."""
+            when: datetime | None = None, secrets: Sequence[str] = (),
+            deadline: Deadline | None = None) -> list[PublishResult]:
+    """Upload every file within `deadline` (Storage.upload does the bounded retries). Returns
+    results in file order; once the deadline has passed the remaining files are not attempted."""
     keys = plan_keys(files, prefix=storage.prefix, prompt_id=prompt_id, when=when)
     results: list[PublishResult] = []
     fatal: BridgeError | None = None
@@ -79,7 +92,7 @@ def publish(storage: Storage, files: Sequence[OutputFile], *, prompt_id: str,
             _fail(res, fatal, secrets)
         else:
             try:
-                up = storage.upload(key, f.data, f.mime_type)
+                up = storage.upload(key, f.data, f.mime_type, deadline=deadline)
                 res.url, res.etag, res.size, res.mime_type = up.url, up.etag, up.size, up.mime_type
             except BridgeError as exc:
                 _fail(res, exc, secrets)

@@ -13,7 +13,7 @@ from typing import Any
 from comfyui_bridge.engine import Engine
 from comfyui_bridge.errors import BridgeError
 from comfyui_bridge.models import OutputFile, RunRequest, RunResult
-from comfyui_bridge.publish import publish
+from comfyui_bridge.publish import publish, publish_deadline
 from comfyui_bridge.scrub import one_line, scrub
 from comfyui_bridge.storage import Storage
 from tools.params import delivery_options
@@ -114,7 +114,8 @@ def deliver(result: RunResult, storage: Storage | None, max_blob_bytes: int, sec
     report = Report(result=result)
     items = [Delivered(file=f) for f in result.outputs]
     if storage is not None and items:
-        results = publish(storage, [i.file for i in items], prompt_id=result.prompt_id, secrets=secrets)
+        results = publish(storage, [i.file for i in items], prompt_id=result.prompt_id, secrets=secrets,
+                          deadline=publish_deadline(result.deadline))
         for item, published in zip(items, results):
             item.key = published.key
             if published.ok:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from ..deadline import Deadline
 from ..errors import StorageError
 
 __all__ = ["Storage", "StorageError", "UploadResult"]
@@ -43,8 +44,9 @@ class Storage(Protocol):
         """Prove the settings work (bucket reachable, key accepted). Raises StorageError with a
         message that says what to fix; never contains a secret."""
 
-    def upload(self, key: str, data: bytes, mime_type: str) -> UploadResult:
-        """Store `data` under `key` with `mime_type` as Content-Type. Raises StorageError."""
+    def upload(self, key: str, data: bytes, mime_type: str, deadline: Deadline | None = None) -> UploadResult:
+        """Store `data` under `key` with `mime_type` as Content-Type, within `deadline` (retries
+        included). Raises StorageError (code "storage_timeout" when the deadline passed)."""
 
     def url_for(self, key: str) -> str:
         """The URL a user can open for `key` (public or presigned, per the settings)."""

@@ -28,7 +28,9 @@ from urllib.parse import urlsplit
 from qcloud_cos import CosConfig, CosS3Client
 from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
+from ..deadline import WATCHDOG, Deadline
 from ..errors import InputError, StorageError
+from ..guarded_http import shared_session
 from ..scrub import one_line
 from . import UploadResult
 from .keys import sanitize_prefix
@@ -40,6 +42,7 @@ TRIES = 3
 BACKOFF = 0.3                      # seconds; attempt k waits BACKOFF * k before it starts
 TIMEOUT = (5.0, 30.0)              # (connect, read) per request
 MAX_URL_EXPIRES = 365 * 24 * 3600
+UPLOAD_CEILING = 300.0             # an upload given no deadline (checks, benchmarks) ends within this
 
 URL_MODES = ("public", "presigned")
 REQUIRED = ("cos_region", "cos_secret_id", "cos_secret_key", "cos_bucket")
@@ -291,9 +294,11 @@ class CosStorage:
         self.part_size = part_size
         self.multipart_threshold = multipart_threshold
         self._sleep = sleep
+        self._deadline: Deadline | None = None   # the deadline of the upload in progress (retries stop there)
         try:
-            self._client = CosS3Client(transport_config(settings, timeout), retry=0)
-            self._url_client = CosS3Client(url_config(settings), retry=0)
+            # Our guarded session: an upload stalled by the network is cut at the call's deadline.
+            self._client = CosS3Client(transport_config(settings, timeout), retry=0, session=shared_session())
+            self._url_client = CosS3Client(url_config(settings), retry=0, session=shared_session())
         except CosClientError as exc:
             raise StorageError(f"The COS settings could not be used: {self._why(exc)}",
                                message_zh="COS 配置无法使用。", code="storage_config") from None
@@ -337,7 +342,32 @@ class CosStorage:
 
     # -- upload --
 
-    def upload(self, key: str, data: bytes, mime_type: str) -> UploadResult:
+    def upload(self, key: str, data: bytes, mime_type: str, deadline: Deadline | None = None) -> UploadResult:
+        """Store `data` under `key`, within `deadline` (retries included): a stalled upload is cut
+        when it passes, and nothing is retried after it."""
+        deadline = deadline or Deadline.after(UPLOAD_CEILING)
+        if deadline.expired():
+            raise self._out_of_time(key)
+        self._deadline = deadline
+        try:
+            with WATCHDOG.guard(deadline) as guard:
+                try:
+                    return self._upload(key, data, mime_type)
+                except StorageError:
+                    if guard.tripped or deadline.expired():
+                        raise self._out_of_time(key) from None
+                    raise
+        finally:
+            self._deadline = None
+
+    def _out_of_time(self, key: str) -> StorageError:
+        return StorageError(
+            "The upload to COS did not finish within the time left for this call; the file is still "
+            "returned to Dify. Raise the tool's timeout, or check the network to COS.",
+            message_zh="上传到 COS 未能在本次调用剩余的时间内完成，文件仍会返回给 Dify。请调大工具的超时时间，或检查到 COS 的网络。",
+            detail={"key": key}, code="storage_timeout")
+
+    def _upload(self, key: str, data: bytes, mime_type: str) -> UploadResult:
         view = memoryview(data)
         if view.ndim != 1 or view.itemsize != 1:
             view = view.cast("B")
@@ -404,13 +434,15 @@ class CosStorage:
     def _call(self, fn: Callable[..., Any], **kwargs) -> Any:
         """Call the SDK; retry 5xx and transport errors up to `tries` times with a short backoff."""
         for attempt in range(1, self.tries + 1):
+            last = attempt == self.tries or (self._deadline is not None and
+                                             self._deadline.remaining() < self.backoff * attempt + 0.5)
             try:
                 return fn(**kwargs)
             except CosServiceError as exc:
-                if exc.get_status_code() < 500 or attempt == self.tries:
+                if exc.get_status_code() < 500 or last:
                     raise
             except CosClientError as exc:
-                if not _is_transport(exc) or attempt == self.tries:
+                if not _is_transport(exc) or last:
                     raise
             self._sleep(self.backoff * attempt)
         raise AssertionError("unreachable")

@@ -96,6 +96,8 @@ class Faults:
         self.status = 503
         self.method = ""
         self.code = ""
+        self.stalls = 0
+        self.stall_seconds = 0.0
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -105,6 +107,11 @@ class Faults:
             hit = self.remaining > 0 and self.method in ("", environ["REQUEST_METHOD"])
             if hit:
                 self.remaining -= 1
+            stall = self.stalls > 0 and environ["REQUEST_METHOD"] in ("PUT", "POST")
+            if stall:
+                self.stalls -= 1
+        if stall:   # a network that stops moving mid-upload: nothing is answered for a while
+            time.sleep(self.stall_seconds)
         if hit:
             code = self.code or ("ServiceUnavailable" if self.status == 503 else "InternalError")
             return send_error(environ, start_response, self.status, code, "injected fault")
@@ -117,8 +124,12 @@ class Faults:
                 self.status = int(query.get("status", ["503"])[0])
                 self.method = query.get("method", [""])[0].upper()
                 self.code = query.get("code", [""])[0]
+            elif path == "/_test/stall_next":
+                self.stalls = int(query.get("n", ["1"])[0])
+                self.stall_seconds = float(query.get("seconds", ["30"])[0])
             elif path == "/_test/reset":
                 self.remaining = 0
+                self.stalls = 0
             else:
                 start_response("404 Not Found", [("Content-Type", "text/plain")])
                 return [b"unknown control route"]
