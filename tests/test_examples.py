@@ -132,7 +132,7 @@ def test_every_value_the_node_sets_exists_with_a_matching_type(dsl, plugin):
             elif kind == "constant" and content is not None:
                 ok = {"number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
                       "boolean": lambda v: isinstance(v, bool),
-                      "select": lambda v: v in [o["value"] for o in param["options"]]}
+                      "select": lambda v, p=param: v in [o["value"] for o in p["options"]]}
                 assert ok.get(param["type"], lambda v: isinstance(v, str))(content), f"{name}={content!r}"
                 if param["type"] == "number":
                     assert param.get("min", content) <= content <= param.get("max", content)

@@ -1,14 +1,16 @@
 """The example apps, the chat turn each is run with, and what the user must see.
 
-Every app in examples/ is run twice: without COS (only the ComfyUI address is configured) and
-with COS (the local COS test server). The inputs are what a user gives the app: the Start form
-(a prompt, the BizyAir SDXL workflow exported in API format) and a chat message.
+Every app in examples/ is run three times: without COS (only the ComfyUI address is configured),
+with COS (the local COS test server), and with nothing listening at the ComfyUI address. The
+inputs are what a user gives the app: the Start form (a prompt, the BizyAir SDXL workflow exported
+in API format) and a chat message.
 
 What is expected comes from reading that workflow (tests/fixtures/workflows/bizyair/
 sdxl_ksampler_txt2img_api.json): one SaveImage node ("9") fed by a 1024×1024 EmptyLatentImage
 with batch 1, and one sampler seed (node "3", input "seed"). So the reply must show exactly one
 1024×1024 PNG from node 9, attached to the message and visible in the answer text, with or
-without COS; with COS the durable URL is in the reply too.
+without COS; with COS the durable URL is in the reply too. With ComfyUI down the run fails with
+the plugin's message naming the address, and no file.
 """
 
 from __future__ import annotations
@@ -22,10 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from dify_host import ChatTurn, DifyHost
 from graphon.file.enums import FileTransferMethod, FileType
 from graphon.file.models import File
-
-from dify_host import ChatTurn, DifyHost
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -33,6 +34,8 @@ WORKFLOW = ROOT / "tests" / "fixtures" / "workflows" / "bizyair" / "sdxl_ksample
 PROMPT = "a red fox in a snowy birch forest at dawn, soft light"
 QUERY = "Draw it, please."
 PROVIDER = "comfyui_bizyair"
+DOWN_URL = "http://127.0.0.1:9"   # nothing listens on the discard port
+KINDS = ("no_cos", "cos", "comfyui_down")
 
 # Read from WORKFLOW (see the module docstring).
 IMAGE_COUNT = 1
@@ -48,11 +51,15 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 @dataclass(frozen=True)
 class Case:
     example: str      # file name in examples/
-    cos: bool
+    kind: str         # one of KINDS
+
+    @property
+    def cos(self) -> bool:
+        return self.kind == "cos"
 
     @property
     def name(self) -> str:
-        return "cos" if self.cos else "no_cos"
+        return self.kind
 
     @property
     def id(self) -> str:
@@ -67,7 +74,7 @@ def example_files() -> list[str]:
 
 
 def all_cases() -> list[Case]:
-    return [Case(example, cos) for example in example_files() for cos in (False, True)]
+    return [Case(example, kind) for example in example_files() for kind in KINDS]
 
 
 def _nodes(dsl: str, kind: str) -> list[dict[str, Any]]:
@@ -117,6 +124,24 @@ class Seen:
 
     answer: str
     files: list[str]
+
+
+def check_failed_turn(case: Case, turn: ChatTurn) -> Seen:
+    """ComfyUI unreachable: the tool node fails with the plugin's message, the run fails with it
+    (Dify shows it in the chat), and no file is attached."""
+    (tool_id,) = tool_node_ids(case.dsl())
+    assert not turn.succeeded and turn.error, "the run should fail when nothing listens at the ComfyUI address"
+    node_error = turn.node_errors.get(tool_id, "")
+    assert "refused" in node_error and DOWN_URL.removeprefix("http://") in node_error, node_error
+    assert node_error in turn.error, f"the run's error should carry the plugin's message: {turn.error!r}"
+    assert turn.files == [] and not MARKDOWN_IMAGE.search(turn.answer)
+    return Seen(answer=f"{turn.answer!r}; error shown: {turn.error}", files=[])
+
+
+def check(case: Case, turn: ChatTurn, host: DifyHost, **live: Any) -> Seen:
+    if case.kind == "comfyui_down":
+        return check_failed_turn(case, turn)
+    return check_turn(case, turn, host, **live)
 
 
 def check_turn(case: Case, turn: ChatTurn, host: DifyHost, *,

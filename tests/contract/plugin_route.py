@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from graphon.nodes.tool.exc import ToolNodeError
-
 from dify_host import plugin_parameters
+from graphon.nodes.tool.exc import ToolNodeError
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDINGS = Path(__file__).resolve().parent / "recordings"

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
-
-from cases import QUERY, Case, all_cases, check_turn, credentials, start_inputs
+from cases import DOWN_URL, QUERY, Case, all_cases, check, credentials, start_inputs
 from cos_fixture import fetch
 from dify_host import DifyHost
 from plugin_route import LiveInvoker, Recording, _packer
@@ -51,14 +50,15 @@ def test_example_app_live(case: Case, plugin, built, comfy_server, request):
         cos = request.getfixturevalue("cos_credentials")
         cos_server = request.getfixturevalue("cos_server")
         cos_server.make_public(cos["cos_bucket"])
+    comfyui_url = DOWN_URL if case.kind == "comfyui_down" else comfy_server.url
     invoker = LiveInvoker(plugin, built.identifier)
     with DifyHost() as host:
-        turn = host.run_chat(case.dsl(), invoker=invoker, credentials=credentials(comfy_server.url, cos),
+        turn = host.run_chat(case.dsl(), invoker=invoker, credentials=credentials(comfyui_url, cos),
                              start_inputs=start_inputs(case.dsl(), host), query=QUERY)
         if RECORD:
             assert len(invoker.exchanges) == 1, f"expected one tool call, got {len(invoker.exchanges)}"
             (asked, messages), = invoker.exchanges
             Recording(case.example, case.name, built.identifier, asked, messages).save()
-        seen = check_turn(case, turn, host, image_bytes=lambda pid: comfy_output(comfy_server, pid),
-                          cos_bytes=(lambda url: fetch(cos_server, url).content) if case.cos else None)
+        seen = check(case, turn, host, image_bytes=lambda pid: comfy_output(comfy_server, pid),
+                     cos_bytes=(lambda url: fetch(cos_server, url).content) if case.cos else None)
     print(f"\n[{case.id}] answer:\n{seen.answer}\nfiles: {seen.files}")

@@ -9,8 +9,18 @@ import re
 
 import pytest
 import yaml
-
-from cases import QUERY, Case, all_cases, check_turn, credentials, example_files, start_inputs, tool_node_ids
+from cases import (
+    DOWN_URL,
+    QUERY,
+    Case,
+    all_cases,
+    check,
+    check_turn,
+    credentials,
+    example_files,
+    start_inputs,
+    tool_node_ids,
+)
 from cos_fixture import COS_AK, COS_APPID, COS_REGION, COS_SK
 from dify_host import DifyHost
 from plugin_route import Recording, ReplayInvoker, current_identifier
@@ -31,8 +41,8 @@ def replay(case: Case, dsl: str, identifier: str):
     recording.check_fresh(identifier)
     invoker = ReplayInvoker(recording)
     host = DifyHost()
-    turn = host.run_chat(dsl, invoker=invoker, credentials=credentials("http://127.0.0.1:9",
-                                                                       REPLAY_COS if case.cos else None),
+    # Only the names of the credentials must match the recording; nothing is contacted.
+    turn = host.run_chat(dsl, invoker=invoker, credentials=credentials(DOWN_URL, REPLAY_COS if case.cos else None),
                          start_inputs=start_inputs(dsl, host), query=QUERY)
     assert invoker.calls == 1
     return host, turn
@@ -42,7 +52,7 @@ def replay(case: Case, dsl: str, identifier: str):
 def test_example_app_replay(case: Case, identifier):
     host, turn = replay(case, case.dsl(), identifier)
     try:
-        check_turn(case, turn, host)
+        check(case, turn, host)
     finally:
         host.close()
 
@@ -56,12 +66,12 @@ def _with_answer(dsl: str, template: str) -> str:
     return yaml.safe_dump(doc, allow_unicode=True)
 
 
-@pytest.mark.parametrize("cos", [False, True], ids=["no_cos", "cos"])
-def test_an_answer_showing_only_markdown_fails_the_contract(cos, identifier):
+@pytest.mark.parametrize("kind", ["no_cos", "cos"])
+def test_an_answer_showing_only_markdown_fails_the_contract(kind, identifier):
     """The chatflow as first shipped: Answer = {{#tool.markdown#}}. Without COS `markdown` is
     empty; with COS it holds the links, but Dify's tool node closes the stream of every custom
     variable with an empty final chunk, so the Answer streams nothing for it either."""
-    case = Case(example_files()[0], cos)
+    case = Case(example_files()[0], kind)
     host, turn = replay(case, _with_answer(case.dsl(), "{{#TOOL.markdown#}}"), identifier)
     try:
         assert turn.succeeded and turn.files == []
