@@ -4,8 +4,10 @@ the recording is stale and the replay test says so (and how to re-record) instea
 
 Recordings live in tests/contract/recordings/<example stem>.<case>.json:
     {"format": 1, "example", "case", "plugin_identifier": "author/name:version@checksum",
-     "request": normalized invoke_tool request (see `normalized_request`),
-     "messages": the plugin's session payloads in order ({"type": "stream"|"error"|"end", "data"})}
+     "exchanges": [{"request": normalized invoke_tool request (see `normalized_request`),
+                    "messages": the plugin's session payloads in order
+                                ({"type": "stream"|"error"|"end", "data"})}, ...]}
+one exchange per tool call of the run, in call order (an app with a Loop makes several).
 """
 
 from __future__ import annotations
@@ -76,12 +78,17 @@ def tool_messages(messages: list[dict[str, Any]]) -> Iterator[Any]:
 
 
 @dataclass
+class Exchange:
+    request: dict[str, Any]
+    messages: list[dict[str, Any]]
+
+
+@dataclass
 class Recording:
     example: str
     case: str
     plugin_identifier: str
-    request: dict[str, Any]
-    messages: list[dict[str, Any]]
+    exchanges: list[Exchange]
 
     @staticmethod
     def path_for(example: str, case: str) -> Path:
@@ -91,7 +98,8 @@ class Recording:
         path = self.path_for(self.example, self.case)
         path.parent.mkdir(parents=True, exist_ok=True)
         body = {"format": FORMAT, "example": self.example, "case": self.case,
-                "plugin_identifier": self.plugin_identifier, "request": self.request, "messages": self.messages}
+                "plugin_identifier": self.plugin_identifier,
+                "exchanges": [{"request": e.request, "messages": e.messages} for e in self.exchanges]}
         path.write_text(json.dumps(body, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
         return path
 
@@ -106,7 +114,8 @@ class Recording:
         if body.get("format") != FORMAT:
             raise AssertionError(f"{path.relative_to(ROOT)} has format {body.get('format')}, expected {FORMAT}: "
                                  f"re-record with `{RECORD_COMMAND}`")
-        return cls(body["example"], body["case"], body["plugin_identifier"], body["request"], body["messages"])
+        exchanges = [Exchange(e["request"], e["messages"]) for e in body["exchanges"]]
+        return cls(body["example"], body["case"], body["plugin_identifier"], exchanges)
 
     def check_fresh(self, identifier: str) -> None:
         if self.plugin_identifier != identifier:
@@ -117,7 +126,8 @@ class Recording:
 
 
 class ReplayInvoker:
-    """Answers invoke_tool with a recording, after checking graphon asks what was recorded."""
+    """Answers each invoke_tool with the next recorded exchange, after checking graphon asks what
+    was recorded."""
 
     def __init__(self, recording: Recording) -> None:
         self.recording = recording
@@ -131,12 +141,16 @@ class ReplayInvoker:
             raise ToolNodeError(f"the app depends on {plugin_id}, the recording was made with "
                                 f"{self.recording.plugin_identifier}: regenerate the examples and re-record "
                                 f"with `{RECORD_COMMAND}`")
+        if self.calls > len(self.recording.exchanges):
+            raise ToolNodeError(f"the app made tool call {self.calls}, the recording has "
+                                f"{len(self.recording.exchanges)}: re-record with `{RECORD_COMMAND}`")
+        exchange = self.recording.exchanges[self.calls - 1]
         asked = normalized_request(data)
-        if asked != self.recording.request:
+        if asked != exchange.request:
             raise ToolNodeError(f"the app now sends {json.dumps(asked, sort_keys=True)}, the recording has "
-                                f"{json.dumps(self.recording.request, sort_keys=True)}: re-record with "
+                                f"{json.dumps(exchange.request, sort_keys=True)}: re-record with "
                                 f"`{RECORD_COMMAND}`")
-        yield from tool_messages(self.recording.messages)
+        yield from tool_messages(exchange.messages)
 
 
 class LiveInvoker:
@@ -147,7 +161,7 @@ class LiveInvoker:
         self.plugin = plugin
         self.identifier = identifier
         self.timeout = timeout
-        self.exchanges: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
+        self.exchanges: list[Exchange] = []
 
     def __call__(self, plugin_id: str, action: str, data: Mapping[str, Any]) -> Iterator[Any]:
         if action != "invoke_tool":
@@ -157,5 +171,5 @@ class LiveInvoker:
             raise ToolNodeError(f"the app depends on {plugin_id}, the installed plugin is {self.identifier}")
         run = self.plugin.invoke(data["provider"], data["tool"], dict(data.get("credentials") or {}),
                                  plugin_parameters(data.get("tool_parameters") or {}), timeout=self.timeout)
-        self.exchanges.append((normalized_request(data), list(run.messages)))
+        self.exchanges.append(Exchange(normalized_request(data), list(run.messages)))
         yield from tool_messages(run.messages)
