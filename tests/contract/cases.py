@@ -170,10 +170,11 @@ def check_turn(case: Case, turn: ChatTurn, host: DifyHost, *,
 
     # The answer text shows that image (Dify renders a files variable as ![name](signed URL)),
     # and the URL serves exactly those bytes.
-    shown = [(name, url) for name, url in MARKDOWN_IMAGE.findall(answer) if host.files.lookup(url) is not None]
-    assert len(shown) == 1, f"the reply should show the image once, it shows {len(shown)}: {answer!r}"
+    shown = MARKDOWN_IMAGE.findall(answer)
+    assert len(shown) == 1, f"the reply should show the image once, it shows {len(shown)} images: {answer!r}"
     name, url = shown[0]
-    assert name == image.filename and host.files.lookup(url) is host.files.stored(image)
+    assert name == image.filename and host.files.lookup(url) is host.files.stored(image), (
+        f"the image in the reply is not the attached file served by Dify: {url}")
     assert http_get(url) == data
 
     # The variables other nodes read.

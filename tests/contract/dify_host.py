@@ -136,13 +136,13 @@ class FileStore:
 
     # -- URLs --
 
-    def _sign(self, file_id: str, timestamp: str, nonce: str) -> str:
+    def sign(self, file_id: str, timestamp: str, nonce: str) -> str:
         digest = hmac.new(self._secret, f"file-preview|{file_id}|{timestamp}|{nonce}".encode(), hashlib.sha256)
         return base64.urlsafe_b64encode(digest.digest()).decode()
 
     def _signed(self, path: str, file_id: str) -> str:
         timestamp, nonce = str(int(time.time())), os.urandom(16).hex()
-        return f"{self.base_url}{path}?timestamp={timestamp}&nonce={nonce}&sign={self._sign(file_id, timestamp, nonce)}"
+        return f"{self.base_url}{path}?timestamp={timestamp}&nonce={nonce}&sign={self.sign(file_id, timestamp, nonce)}"
 
     def upload_url(self, file_id: str) -> str:
         return self._signed(f"/files/{file_id}/file-preview", file_id)
@@ -167,7 +167,7 @@ class FileStore:
         else:
             return None
         if stored is None or not hmac.compare_digest(
-                query.get("sign", ""), self._sign(stored.id, query.get("timestamp", ""), query.get("nonce", ""))):
+                query.get("sign", ""), self.sign(stored.id, query.get("timestamp", ""), query.get("nonce", ""))):
             return None
         return stored
 
@@ -228,7 +228,7 @@ class FileRuntime:
 
     def verify_preview_signature(self, *, preview_kind: str, file_id: str, timestamp: str, nonce: str,
                                  sign: str) -> bool:
-        return hmac.compare_digest(sign, self.store._sign(file_id, timestamp, nonce))
+        return hmac.compare_digest(sign, self.store.sign(file_id, timestamp, nonce))
 
 
 class ToolFileManager:

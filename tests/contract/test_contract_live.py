@@ -59,4 +59,7 @@ def test_example_app_live(case: Case, plugin, built, comfy_server, request):
             Recording(case.example, case.name, built.identifier, invoker.exchanges).save()
         seen = check(case, turn, host, image_bytes=lambda pid: comfy_output(comfy_server, pid),
                      cos_bytes=(lambda url: fetch(cos_server, url).content) if case.cos else None)
+        if case.kind != "comfyui_down":
+            # The plugin read the user's workflow file through Dify's signed files URL.
+            assert len([p for p in host.files.fetches if p.endswith("/file-preview")]) == 1, host.files.fetches
     print(f"\n[{case.id}] answer:\n{seen.answer}\nfiles: {seen.files}")
