@@ -5,7 +5,9 @@ build of the plugin."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 
 import pytest
 import yaml
@@ -22,7 +24,7 @@ from cases import (
     tool_node_ids,
 )
 from cos_fixture import COS_AK, COS_APPID, COS_REGION, COS_SK
-from dify_host import DifyHost
+from dify_host import ChatTurn, DifyHost
 from plugin_route import Recording, ReplayInvoker, current_identifier
 
 # Same credential names as cos_fixture.cos_credentials (the live run); values are never used.
@@ -36,25 +38,24 @@ def identifier() -> str:
     return current_identifier()
 
 
-def replay(case: Case, dsl: str, identifier: str):
+@contextlib.contextmanager
+def replayed(case: Case, dsl: str, identifier: str) -> Iterator[tuple[DifyHost, ChatTurn]]:
+    """Run `dsl` for `case` with the case's recording answering the tool node."""
     recording = Recording.load(case.example, case.name)
     recording.check_fresh(identifier)
     invoker = ReplayInvoker(recording)
-    host = DifyHost()
-    # Only the names of the credentials must match the recording; nothing is contacted.
-    turn = host.run_chat(dsl, invoker=invoker, credentials=credentials(DOWN_URL, REPLAY_COS if case.cos else None),
-                         start_inputs=start_inputs(dsl, host), query=QUERY)
-    assert invoker.calls == len(recording.exchanges), "the app made fewer tool calls than recorded"
-    return host, turn
+    with DifyHost() as host:
+        # Only the names of the credentials must match the recording; nothing is contacted.
+        creds = credentials(DOWN_URL, REPLAY_COS if case.cos else None)
+        turn = host.run_chat(dsl, invoker=invoker, credentials=creds, start_inputs=start_inputs(dsl, host), query=QUERY)
+        assert invoker.calls == len(recording.exchanges), "the app made fewer tool calls than recorded"
+        yield host, turn
 
 
 @pytest.mark.parametrize("case", all_cases(), ids=lambda c: c.id)
 def test_example_app_replay(case: Case, identifier):
-    host, turn = replay(case, case.dsl(), identifier)
-    try:
+    with replayed(case, case.dsl(), identifier) as (host, turn):
         check(case, turn, host)
-    finally:
-        host.close()
 
 
 def _with_answer(dsl: str, template: str) -> str:
@@ -72,10 +73,7 @@ def test_an_answer_showing_only_markdown_fails_the_contract(kind, identifier):
     empty; with COS it holds the links, but Dify's tool node closes the stream of every custom
     variable with an empty final chunk, so the Answer streams nothing for it either."""
     case = Case(example_files()[0], kind)
-    host, turn = replay(case, _with_answer(case.dsl(), "{{#TOOL.markdown#}}"), identifier)
-    try:
+    with replayed(case, _with_answer(case.dsl(), "{{#TOOL.markdown#}}"), identifier) as (host, turn):
         assert turn.succeeded and turn.files == []
         with pytest.raises(AssertionError, match=re.escape("the reply is empty")):
             check_turn(case, turn, host)
-    finally:
-        host.close()
