@@ -1,9 +1,13 @@
-"""The example chatflow DSL must keep matching the plugin: same plugin id and version, the tool
-and parameters it uses exist with the same types, and every variable it reads is declared."""
+"""The example chatflow DSL must keep matching the plugin: its dependency is the exact package
+`scripts/dev package` builds, the tool and parameters it uses exist with the same types, every
+variable it reads is declared, and it is what scripts/make_example_dsl.py generates. What the
+app shows when Dify runs it is tested in tests/contract/."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +19,17 @@ IDENTIFIER_RE = re.compile(
     r"^(?:([a-z0-9_-]{1,64})\/)?([a-z0-9_-]{1,255}):([0-9]{1,4})(\.[0-9]{1,4}){1,3}(-\w{1,16})?@[a-f0-9]{32,64}$")
 TEMPLATE_REF = re.compile(r"\{\{#([^.#}]+)\.([^#}]+)#\}\}")
 BUILTIN_TOOL_OUTPUTS = {"text", "files", "json"}   # every Dify tool node has these
+
+
+REGENERATE = "scripts/dev py scripts/make_example_dsl.py"
+
+
+def _load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(name, module)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _yaml(path: Path):
@@ -37,6 +52,12 @@ def plugin():
     return manifest, provider, tools
 
 
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A fresh build of the package, the way `scripts/dev package` makes it."""
+    return _load_script("build_pkg").build(ROOT, tmp_path_factory.mktemp("dist"))
+
+
 def _nodes(dsl, kind=None):
     nodes = dsl["workflow"]["graph"]["nodes"]
     return [n for n in nodes if kind is None or n["data"].get("type") == kind]
@@ -55,6 +76,19 @@ def test_dsl_is_an_advanced_chat_app_with_the_plugin_as_dependency(dsl, plugin):
     assert dep["type"] == "package" and IDENTIFIER_RE.match(ident)
     assert ident.split("@")[0] == f"{manifest['author']}/{manifest['name']}:{manifest['version']}"
     assert _tool_node(dsl)["data"].get("plugin_unique_identifier", ident) == ident
+
+
+def test_the_dependency_is_the_package_scripts_dev_package_builds(dsl, built):
+    (dep,) = dsl["dependencies"]
+    assert dep["value"]["plugin_unique_identifier"] == built.identifier, (
+        f"the example depends on {dep['value']['plugin_unique_identifier']}, the package builds as "
+        f"{built.identifier} (Dify would report a dependency mismatch): run `{REGENERATE}`")
+    assert _tool_node(dsl)["data"]["plugin_unique_identifier"] == built.identifier
+
+
+def test_the_example_is_what_the_generator_writes(built):
+    expected = _load_script("make_example_dsl").render(built.identifier)
+    assert DSL_PATH.read_text(encoding="utf-8") == expected, f"{DSL_PATH.name} is out of date: run `{REGENERATE}`"
 
 
 def test_tool_node_points_at_our_provider_and_tool(dsl, plugin):
@@ -98,7 +132,7 @@ def test_every_value_the_node_sets_exists_with_a_matching_type(dsl, plugin):
             elif kind == "constant" and content is not None:
                 ok = {"number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
                       "boolean": lambda v: isinstance(v, bool),
-                      "select": lambda v: v in [o["value"] for o in param["options"]]}
+                      "select": lambda v, p=param: v in [o["value"] for o in p["options"]]}
                 assert ok.get(param["type"], lambda v: isinstance(v, str))(content), f"{name}={content!r}"
                 if param["type"] == "number":
                     assert param.get("min", content) <= content <= param.get("max", content)
@@ -125,8 +159,10 @@ def test_every_variable_reference_is_declared(dsl, plugin):
             assert var in declared, f"{var} is not an output of the tool"
         else:
             pytest.fail(f"unexpected reference to a {kind} node")
+    # The reply shows the tool's sentence and its files (rendered as images, attached to the
+    # message); custom variables such as markdown render empty in an Answer (see tests/contract).
     answer = _nodes(dsl, "answer")[0]["data"]["answer"]
-    assert f"{{{{#{tool_node['id']}.markdown#}}}}" in answer
+    assert f"{{{{#{tool_node['id']}.text#}}}}" in answer and f"{{{{#{tool_node['id']}.files#}}}}" in answer
 
 
 def test_edges_run_start_tool_answer(dsl):
