@@ -7,7 +7,8 @@ A package reaches the Marketplace through a pull request to langgenius/dify-plug
 (.github/workflows/pre-check-plugin.yaml) runs the checks of langgenius/dify-marketplace-toolkit;
 its local validator (validator/validate-difypkg.py, check order in toolkit/registry.py) runs seven
 blocking checks and a set of warnings. This module implements the same rules, read from these
-files of the toolkit (commit in brackets):
+files of the toolkit, at its root or in its copy under skill/local-difypkg-validator/ (commit in
+brackets):
 
     blocking  package_contents      toolkit/checks/contents.py        [f93a7297]
               package_secrets       toolkit/checks/secrets.py         [9b618f84]
