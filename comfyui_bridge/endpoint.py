@@ -102,9 +102,11 @@ def split_user_info(url: str) -> tuple[str, tuple[str, str] | None]:
 
 
 def parse_extra_header(raw: str) -> tuple[tuple[str, str], ...]:
-    """'Name: value' (one per line) → header pairs. Rejects malformed lines with a clear message."""
+    """'Name: value' pairs → header pairs. Rejects malformed lines with a clear message. Several
+    headers are separated by `\\n` typed as two characters (Dify's credential fields are single-line)
+    or by real line breaks."""
     pairs = []
-    for line in (raw or "").splitlines():
+    for line in (raw or "").replace("\\n", "\n").splitlines():
         line = line.strip()
         if not line:
             continue

@@ -5,7 +5,7 @@
     python scripts/build_pkg.py check [--src DIR]
     python scripts/build_pkg.py keygen --out-dir DIR [--name NAME] [--bits 4096]
     python scripts/build_pkg.py sign PKG --key NAME.private.pem [--out PATH] [--category community]
-    python scripts/build_pkg.py verify PKG --pub NAME.public.pem
+    python scripts/build_pkg.py verify PKG --pub NAME.public.pem[,OTHER.public.pem]
     python scripts/build_pkg.py checksum PKG
 
 `build` does what `dify plugin package` does (langgenius/dify-plugin-daemon,
@@ -21,6 +21,9 @@ dify_plugin SDK apply, so a package that builds here installs and starts. It wri
 SHA-256 of (sha256 of every zip entry in zip order, concatenated) + str(unix time), stored in the
 zip comment as {"signature": base64, "time": unix}; signing appends `.verification.dify.json`.
 Keys are PKCS#1 PEM files named like the Dify CLI's (`<name>.private.pem`, `<name>.public.pem`).
+`verify` loads public keys exactly as the plugin daemon does (Go's PEM and PKCS#1 parsing: an
+SPKI `BEGIN PUBLIC KEY` file or bytes after the PEM block are refused) and, like the daemon,
+stops at the first key it cannot load.
 
 Only the standard library, PyYAML and (for keys and signatures) `cryptography` are used.
 """
@@ -39,7 +42,7 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -506,6 +509,10 @@ def validate_manifest(src: Path, packaged: set[str], report: Report) -> dict | N
     privacy = m.get("privacy")
     if privacy is not None:
         _check_ref(report, w, "privacy", privacy, packaged)
+    repo = m.get("repo")
+    if repo is not None and not (isinstance(repo, str) and re.match(r"^https?://[^\s/]+\.[^\s/]+(/\S*)?$", repo)):
+        # daemon plugin_declaration.go: `repo` validate:"omitempty,url"
+        report.error(w, f"repo {repo!r} must be a URL such as https://github.com/owner/name")
     if "README.md" not in packaged:
         report.warn(w, "README.md is not in the package (Dify shows it on the plugin page)")
     if "requirements.txt" not in packaged and "pyproject.toml" not in packaged:
@@ -752,6 +759,8 @@ def validate(src: Path, packaged: Iterable[str]) -> Report:
             if tool not in files:
                 continue
             name = validate_tool(src, tool, files, report)
+            if name is None:
+                continue
             if name in tool_names:
                 report.error(tool, f"tool name '{name}' is used twice")
             tool_names.add(name)
@@ -856,6 +865,215 @@ class SignatureError(Exception):
     pass
 
 
+# ---- public keys, loaded exactly as the plugin daemon loads them --------------------------------
+# The daemon verifies with its official key plus the files in THIRD_PARTY_SIGNATURE_VERIFICATION_
+# PUBLIC_KEYS (comma separated; decoder/verifier.go VerifyPluginWithPublicKeyPaths). It reads each
+# path after strings.TrimSpace and loads it with encryption.LoadPublicKey (pkg/utils/encryption/
+# rsa.go): Go's pem.Decode, block type "RSA PUBLIC KEY", no byte left after the block, then
+# x509.ParsePKCS1PublicKey. The first key that fails to load aborts the whole verification, so one
+# bad entry makes every package fail, Marketplace ones included. The functions below port those
+# Go rules; a key they accept is a key the daemon accepts.
+
+_PEM_START = b"\n-----BEGIN "
+_PEM_END = b"\n-----END "
+_PEM_EOL = b"-----"
+
+
+@dataclass(frozen=True)
+class PemBlock:
+    type: str
+    headers: dict[str, str]
+    data: bytes
+
+
+def _go_get_line(data: bytes) -> tuple[bytes, bytes]:
+    """encoding/pem getLine: the first line without trailing spaces/tabs (and \\r), and the rest."""
+    i = data.find(b"\n")
+    if i < 0:
+        i = j = len(data)
+    else:
+        j = i + 1
+        if i > 0 and data[i - 1:i] == b"\r":
+            i -= 1
+    return data[:i].rstrip(b" \t"), data[j:]
+
+
+def _go_base64(data: bytes) -> bytes | None:
+    """base64.StdEncoding.Decode: \\r and \\n ignored, padding required, no other stray byte."""
+    data = data.replace(b"\r", b"").replace(b"\n", b"")
+    try:
+        return base64.b64decode(data, validate=True)
+    except ValueError:
+        return None
+
+
+def go_pem_decode(data: bytes) -> tuple[PemBlock | None, bytes]:
+    """Port of Go's encoding/pem.Decode: the first well-formed block and the bytes after it."""
+    rest = data
+    while True:
+        if rest.startswith(_PEM_START[1:]):
+            rest = rest[len(_PEM_START) - 1:]
+        else:
+            at = rest.find(_PEM_START)
+            if at < 0:
+                return None, data
+            rest = rest[at + len(_PEM_START):]
+        type_line, rest = _go_get_line(rest)
+        if not type_line.endswith(_PEM_EOL):
+            continue
+        type_line = type_line[:-len(_PEM_EOL)]
+        headers: dict[str, str] = {}
+        while True:
+            if not rest:
+                return None, data
+            line, following = _go_get_line(rest)
+            key, colon, value = line.partition(b":")
+            if not colon:
+                break
+            headers[key.strip().decode("latin-1")] = value.strip().decode("latin-1")
+            rest = following
+        if not headers and rest.startswith(_PEM_END[1:]):
+            end, trailer_at = 0, len(_PEM_END) - 1
+        else:
+            end = rest.find(_PEM_END)
+            trailer_at = end + len(_PEM_END)
+        if end < 0:
+            continue
+        trailer = rest[trailer_at:]
+        trailer_len = len(type_line) + len(_PEM_EOL)
+        if len(trailer) < trailer_len:
+            continue
+        rest_of_end_line, trailer = trailer[trailer_len:], trailer[:trailer_len]
+        if not trailer.startswith(type_line) or not trailer.endswith(_PEM_EOL):
+            continue
+        if _go_get_line(rest_of_end_line)[0]:
+            continue
+        decoded = _go_base64(rest[:end].replace(b" ", b"").replace(b"\t", b""))
+        if decoded is None:
+            continue
+        return PemBlock(type_line.decode("latin-1"), headers, decoded), _go_get_line(rest[end + len(_PEM_END) - 1:])[1]
+
+
+class _Asn1Error(Exception):
+    pass
+
+
+def _der_element(data: bytes, tag: int) -> tuple[bytes, bytes]:
+    """One DER element with the given single-byte tag (Go encoding/asn1 parseTagAndLength rules:
+    definite, minimal lengths); returns (contents, rest)."""
+    if len(data) < 2:
+        raise _Asn1Error("data truncated")
+    if data[0] != tag:
+        raise _Asn1Error(f"expected tag 0x{tag:02x}, found 0x{data[0]:02x}")
+    first, offset = data[1], 2
+    if first & 0x80 == 0:
+        length = first
+    else:
+        count = first & 0x7F
+        if count == 0:
+            raise _Asn1Error("indefinite length found (not DER)")
+        length = 0
+        for _ in range(count):
+            if offset >= len(data):
+                raise _Asn1Error("truncated tag or length")
+            if length >= 1 << 23:
+                raise _Asn1Error("length too large")
+            length = (length << 8) | data[offset]
+            offset += 1
+            if length == 0:
+                raise _Asn1Error("superfluous leading zeros in length")
+        if length < 0x80:
+            raise _Asn1Error("non-minimal length")
+    if offset + length > len(data):
+        raise _Asn1Error("data truncated")
+    return data[offset:offset + length], data[offset + length:]
+
+
+def _der_integer(data: bytes, max_bytes: int | None = None) -> tuple[int, bytes]:
+    """An INTEGER (checkInteger: not empty, minimal two's complement); `max_bytes` for Go int fields."""
+    content, rest = _der_element(data, 0x02)
+    if not content:
+        raise _Asn1Error("empty integer")
+    if len(content) > 1 and ((content[0] == 0 and content[1] & 0x80 == 0)
+                             or (content[0] == 0xFF and content[1] & 0x80)):
+        raise _Asn1Error("integer not minimally-encoded")
+    if max_bytes is not None and len(content) > max_bytes:
+        raise _Asn1Error("integer too large")
+    return int.from_bytes(content, "big", signed=True), rest
+
+
+def parse_pkcs1_public_key(der: bytes) -> tuple[int, int]:
+    """x509.ParsePKCS1PublicKey: SEQUENCE { n INTEGER, e INTEGER } → (n, e). Like Go, bytes after
+    the two integers inside the SEQUENCE are ignored, bytes after the SEQUENCE are not."""
+    body, rest = _der_element(der, 0x30)
+    if rest:
+        raise _Asn1Error("trailing data after the key")
+    n, body = _der_integer(body)
+    e, _ = _der_integer(body, max_bytes=8)   # E is a Go int: parseInt64
+    if n <= 0 or e <= 0:
+        raise _Asn1Error("public key contains zero or negative value")
+    if e > (1 << 31) - 1:
+        raise _Asn1Error("public key contains large public exponent")
+    return n, e
+
+
+@dataclass(frozen=True)
+class DaemonKey:
+    path: Path
+    n: int
+    e: int
+
+    @property
+    def usable(self) -> bool:
+        """Go ≥ 1.24's crypto/rsa refuses to verify with keys under 1024 bits, even moduli and
+        exponents below 2 or even: the daemon loads such a key, but it never verifies anything."""
+        return self.n.bit_length() >= 1024 and self.n % 2 == 1 and self.e >= 3 and self.e % 2 == 1
+
+
+def load_daemon_public_key(path: Path) -> DaemonKey:
+    """encryption.LoadPublicKey on the file's bytes; SignatureError says why the daemon refuses it."""
+    where = f"public key {path}"
+    stop = "the daemon stops at this key and then verifies no package at all"
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SignatureError(f"{where} cannot be read ({exc.strerror}); {stop}") from None
+    block, rest = go_pem_decode(data)
+    if block is None or block.type != "RSA PUBLIC KEY":
+        found = f"a '{block.type}' block" if block else "no PEM block"
+        hint = (" (an SPKI/OpenSSL key: convert it with `openssl rsa -pubin -in KEY -RSAPublicKey_out "
+                "-out KEY.public.pem`, or create keys with `build_pkg.py keygen`)") if block and \
+            block.type == "PUBLIC KEY" else ""
+        raise SignatureError(f"{where} is not a PKCS#1 '-----BEGIN RSA PUBLIC KEY-----' PEM file: found {found}"
+                             f"{hint}; {stop}")
+    if rest:
+        raise SignatureError(f"{where} has {len(rest)} byte(s) after the END line (an extra blank line counts); "
+                             f"the daemon refuses it ('extra data included in the PEM block'); {stop}")
+    try:
+        n, e = parse_pkcs1_public_key(block.data)
+    except _Asn1Error as exc:
+        raise SignatureError(f"{where} is not a valid PKCS#1 RSA public key ({exc}); {stop}") from None
+    return DaemonKey(path, n, e)
+
+
+def load_daemon_public_keys(spec: str | Path | Sequence[Path]) -> list[DaemonKey]:
+    """The keys of THIRD_PARTY_SIGNATURE_VERIFICATION_PUBLIC_KEYS, loaded in order; raises at the first
+    one the daemon cannot load. A string is split on commas like the daemon's setting."""
+    if isinstance(spec, str):
+        paths = [Path(p.strip()) if p.strip() else None for p in spec.split(",")]
+    elif isinstance(spec, Path):
+        paths = [spec]
+    else:
+        paths = [Path(p) for p in spec]
+    keys = []
+    for path in paths:
+        if path is None:
+            raise SignatureError("the key list has an empty entry (e.g. a trailing comma); the daemon fails to read "
+                                 "it and then verifies no package at all")
+        keys.append(load_daemon_public_key(path))
+    return keys
+
+
 def _crypto():
     try:
         from cryptography.exceptions import InvalidSignature
@@ -910,11 +1128,13 @@ def sign(pkg: Path, private_key: Path, out: Path | None = None, category: str = 
     return out
 
 
-def verify(pkg: Path, public_key: Path) -> None:
-    """Raises SignatureError unless the package carries a valid signature for this key
-    (decoder.VerifyPluginWithPublicKeys)."""
-    InvalidSignature, hashes, serialization, padding, _ = _crypto()
-    key = serialization.load_pem_public_key(Path(public_key).read_bytes())
+def verify(pkg: Path, public_keys: str | Path | Sequence[Path]) -> DaemonKey:
+    """Raises SignatureError unless the package carries a signature that one of the keys verifies,
+    with the daemon's rules (decoder.VerifyPluginWithPublicKeyPaths): every key must load, and a
+    comma-separated string is read like THIRD_PARTY_SIGNATURE_VERIFICATION_PUBLIC_KEYS. Returns the
+    key that verified."""
+    InvalidSignature, hashes, _, padding, rsa = _crypto()
+    keys = load_daemon_public_keys(public_keys)
     with zipfile.ZipFile(pkg) as zf:
         comment = zf.comment
         hashes_in_order = [hashlib.sha256(zf.read(i)).digest() for i in zf.infolist() if not i.is_dir()]
@@ -924,11 +1144,21 @@ def verify(pkg: Path, public_key: Path) -> None:
         unix_time = int(meta["time"])
     except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
         raise SignatureError("the package is not signed (no signature in the zip comment)") from exc
-    try:
-        key.verify(signature, _signed_data(hashes_in_order, unix_time), padding.PKCS1v15(), hashes.SHA256())
-    except InvalidSignature as exc:
-        raise SignatureError("the signature does not match this package and key "
-                             "(the content was changed after signing, or another key signed it)") from exc
+    data = _signed_data(hashes_in_order, unix_time)
+    for key in keys:
+        if not key.usable:
+            continue
+        try:
+            rsa.RSAPublicNumbers(key.e, key.n).public_key().verify(signature, data, padding.PKCS1v15(),
+                                                                   hashes.SHA256())
+            return key
+        except InvalidSignature:
+            continue
+    unusable = [str(k.path) for k in keys if not k.usable]
+    note = (f" ({', '.join(unusable)} loads but can never verify: under 1024 bits or an invalid exponent)"
+            if unusable else "")
+    raise SignatureError("the signature does not match this package and key(s) "
+                         f"(the content was changed after signing, or another key signed it){note}")
 
 
 # ---- command line -------------------------------------------------------------------------------
@@ -977,8 +1207,8 @@ def _cmd_sign(args) -> int:
 
 
 def _cmd_verify(args) -> int:
-    verify(Path(args.pkg), Path(args.pub))
-    print(f"signature OK: {args.pkg}")
+    key = verify(Path(args.pkg), args.pub)
+    print(f"signature OK: {args.pkg} (verified by {key.path})")
     print(f"identifier: {unique_identifier(Path(args.pkg))}")
     return 0
 
@@ -1014,7 +1244,8 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_sign)
     v = sub.add_parser("verify", help="check a package's signature against a public key")
     v.add_argument("pkg")
-    v.add_argument("--pub", required=True, help="PEM public key")
+    v.add_argument("--pub", required=True,
+                   help="PKCS#1 PEM public key(s), comma separated like THIRD_PARTY_SIGNATURE_VERIFICATION_PUBLIC_KEYS")
     v.set_defaults(func=_cmd_verify)
     h = sub.add_parser("checksum", help="print author/name:version@checksum of a package")
     h.add_argument("pkg")

@@ -246,11 +246,18 @@ def test_size_limit_names_the_five_largest_files(tmp_path):
 
 def test_manifest_pins_the_choices_dify_depends_on():
     m = _yaml("manifest.yaml")
-    assert (m["author"], m["name"], m["version"], m["type"]) == ("comfyui_bizyair_team", "comfyui_bizyair", "0.1.0", "plugin")
+    assert (m["author"], m["name"], m["version"], m["type"]) == (
+        "comfyui_bizyair_team", "comfyui_bizyair", "0.1.0", "plugin")
     assert m["meta"]["runner"] == {"language": "python", "version": "3.12", "entrypoint": "main"}
     assert m["meta"]["arch"] == ["amd64", "arm64"]
-    assert m["meta"]["minimum_dify_version"] == "1.0.0"
-    assert m["resource"] == {"memory": 268435456, "permission": {"tool": {"enabled": True}}}
+    # Dify 1.3.0 is the first whose API merges our blob chunks up to 30 MiB (up to 1.2 the daemon
+    # merged them and failed the call above 15 MiB); see CHANGELOG.md.
+    assert m["meta"]["minimum_dify_version"] == "1.3.0"
+    # No backwards invocation (tool, model, storage…) is ever made: no permission is requested.
+    assert m["resource"] == {"memory": 268435456}
+    assert m["network"] == {"domains": ["*.myqcloud.com"]}
+    # The project has no public URL yet: only a release build (scripts/release.py) writes these.
+    assert "repo" not in m and "contact" not in m
     assert m["plugins"] == {"tools": [PROVIDER]}
     assert (m["icon"], m["icon_dark"], m["privacy"]) == ("icon.svg", "icon-dark.svg", "PRIVACY.md")
     assert set(m["tags"]) <= bp.MANIFEST_TAGS and set(m["tags"]) <= bp.PROVIDER_TAGS
@@ -278,7 +285,8 @@ def test_the_sdk_loads_every_declaration_and_class_from_the_unpacked_package(bui
         "  'provider_class': cls.__name__, 'tool_classes': {k: v[1].__name__ for k, v in tools.items()},\n"
         "  'assets': sorted(a.filename for a in r.files)}))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], cwd=workdir, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=workdir,  # noqa: S603 - our own interpreter
+                          capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert (got["name"], got["version"]) == ("comfyui_bizyair", "0.1.0")
@@ -324,7 +332,7 @@ def test_provider_credentials_are_the_documented_interface():
     assert creds["cos_url_mode"]["default"] == "public"
     assert [o["value"] for o in creds["cos_url_mode"]["options"]] == ["public", "presigned"]
     links = {k: v.get("url") for k, v in creds.items()}
-    assert links["cos_secret_id"] == links["cos_secret_key"] == "https://console.cloud.tencent.com/cam/capi"
+    assert links["cos_secret_id"] == links["cos_secret_key"] == "https://console.cloud.tencent.com/cam/capi"  # noqa: S105
     assert links["cos_bucket"] == links["cos_region"] == "https://console.cloud.tencent.com/cos/bucket"
     assert links["bizyair_api_key"] == "https://cloud.siliconflow.cn/account/ak"
     assert links["cos_token"].startswith("https://cloud.tencent.com/document/product/436/")
@@ -337,7 +345,8 @@ def test_tool_parameters_are_the_documented_interface(rel):
     assert [(p["name"], p["type"], p["form"]) for p in doc["parameters"]] == TOOL_PARAMS[doc["identity"]["name"]]
     by_name = {p["name"]: p for p in doc["parameters"]}
     assert (by_name["timeout"]["default"], by_name["timeout"]["min"], by_name["timeout"]["max"]) == (240, 10, 590)
-    assert (by_name["max_blob_mb"]["default"], by_name["max_blob_mb"]["min"], by_name["max_blob_mb"]["max"]) == (15, 0, 30)
+    blob = by_name["max_blob_mb"]
+    assert (blob["default"], blob["min"], blob["max"]) == (15, 0, 30)
     assert by_name["progress"]["default"] is False
     assert by_name["seed"]["min"] == 0 and by_name["seed"]["precision"] == 0
     assert not any(p.get("required") for p in doc["parameters"] if p["name"] not in ("prompt", "model"))
@@ -510,11 +519,158 @@ def test_signing_twice_keeps_one_verification_file(built, keys, tmp_path):
     assert names.count(".verification.dify.json") == 1
 
 
+# ---- public keys: exactly what the plugin daemon loads (pkg/utils/encryption/rsa.go LoadPublicKey) ----
+# The daemon reads each file of THIRD_PARTY_SIGNATURE_VERIFICATION_PUBLIC_KEYS with Go's pem.Decode,
+# wants block type "RSA PUBLIC KEY" and nothing after the block, parses it with
+# x509.ParsePKCS1PublicKey, and gives up on the whole list at the first key that fails.
+
+def _der_len(n: int) -> bytes:
+    if n < 0x80:
+        return bytes([n])
+    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(body)]) + body
+
+
+def _der_int(value: int) -> bytes:
+    body = value.to_bytes(value.bit_length() // 8 + 1, "big", signed=True)   # minimal two's complement
+    return b"\x02" + _der_len(len(body)) + body
+
+
+def _der_seq(*items: bytes) -> bytes:
+    body = b"".join(items)
+    return b"\x30" + _der_len(len(body)) + body
+
+
+def _pem(kind: str, der: bytes, newline: str = "\n") -> bytes:
+    b64 = base64.b64encode(der).decode()
+    lines = [f"-----BEGIN {kind}-----", *(b64[i:i + 64] for i in range(0, len(b64), 64)), f"-----END {kind}-----"]
+    return (newline.join(lines) + newline).encode()
+
+
+@pytest.fixture(scope="module")
+def signed_pkg(built, keys, tmp_path_factory):
+    (private, _), _ = keys
+    return bp.sign(built.path, private, tmp_path_factory.mktemp("signed") / "signed.difypkg")
+
+
+@pytest.fixture(scope="module")
+def key_numbers(keys):
+    from cryptography.hazmat.primitives import serialization
+    (_, public), _ = keys
+    numbers = serialization.load_pem_public_key(public.read_bytes()).public_numbers()
+    return numbers.n, numbers.e
+
+
+def _write(tmp_path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def test_keygen_public_key_is_byte_for_byte_the_pkcs1_form_the_daemon_loads(keys, key_numbers):
+    (_, public), _ = keys
+    n, e = key_numbers
+    assert public.read_bytes() == _pem("RSA PUBLIC KEY", _der_seq(_der_int(n), _der_int(e)))
+    assert bp.load_daemon_public_key(public) == bp.DaemonKey(public, n, e)
+
+
+ACCEPTED = {
+    # Windows line endings: getLine drops the \r, base64 ignores it.
+    "crlf": lambda n, e: _pem("RSA PUBLIC KEY", _der_seq(_der_int(n), _der_int(e)), "\r\n"),
+    # Text before the block is skipped (pem.Decode looks for "\n-----BEGIN ").
+    "comment before the block": lambda n, e: b"signing key of the plugin team\n" + _pem(
+        "RSA PUBLIC KEY", _der_seq(_der_int(n), _der_int(e))),
+    # No newline after the END line: nothing is left after the block either.
+    "no final newline": lambda n, e: _pem("RSA PUBLIC KEY", _der_seq(_der_int(n), _der_int(e)))[:-1],
+    # encoding/asn1 allows extra elements at the end of a SEQUENCE ("version numbers have increased").
+    "extra element inside the sequence": lambda n, e: _pem(
+        "RSA PUBLIC KEY", _der_seq(_der_int(n), _der_int(e), _der_int(7))),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(ACCEPTED))
+def test_keys_the_daemon_loads_verify(variant, signed_pkg, key_numbers, tmp_path):
+    path = _write(tmp_path, "k.public.pem", ACCEPTED[variant](*key_numbers))
+    assert bp.verify(signed_pkg, path).path == path
+
+
+REFUSED = {
+    "SPKI 'BEGIN PUBLIC KEY' (openssl rsa -pubout)": (
+        lambda n, e: _pem("PUBLIC KEY", _der_seq(_der_seq(bytes.fromhex("06092a864886f70d010101"), b"\x05\x00"),
+                                                 b"\x03" + _der_len(len(_der_seq(_der_int(n), _der_int(e))) + 1)
+                                                 + b"\x00" + _der_seq(_der_int(n), _der_int(e)))),
+        "found a 'PUBLIC KEY' block"),
+    "an extra blank line after the END line": (
+        lambda n, e: _pem("RSA PUBLIC KEY", _der_seq(_der_int(n), _der_int(e))) + b"\n",
+        "1 byte(s) after the END line"),
+    "a second key appended": (
+        lambda n, e: _pem("RSA PUBLIC KEY", _der_seq(_der_int(n), _der_int(e))) * 2, "after the END line"),
+    "a private key": (lambda n, e: _pem("RSA PRIVATE KEY", _der_seq(_der_int(0), _der_int(n), _der_int(e))),
+                      "found a 'RSA PRIVATE KEY' block"),
+    "not PEM at all": (lambda n, e: _der_seq(_der_int(n), _der_int(e)), "found no PEM block"),
+    "integer with a superfluous leading zero": (
+        lambda n, e: _pem("RSA PUBLIC KEY", _der_seq(_der_int(n), b"\x02\x04\x00" + e.to_bytes(3, "big"))),
+        "not minimally-encoded"),
+    "bytes after the DER sequence": (
+        lambda n, e: _pem("RSA PUBLIC KEY", _der_seq(_der_int(n), _der_int(e)) + b"\x00"), "trailing data"),
+    "negative modulus": (lambda n, e: _pem("RSA PUBLIC KEY", _der_seq(_der_int(-n), _der_int(e))),
+                         "zero or negative"),
+    "exponent beyond a Go int32": (lambda n, e: _pem("RSA PUBLIC KEY", _der_seq(_der_int(n), _der_int(1 << 31))),
+                                   "large public exponent"),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(REFUSED))
+def test_keys_the_daemon_refuses_are_refused_before_any_signature_check(variant, signed_pkg, key_numbers, tmp_path):
+    make, reason = REFUSED[variant]
+    path = _write(tmp_path, "k.public.pem", make(*key_numbers))
+    with pytest.raises(bp.SignatureError) as info:
+        bp.verify(signed_pkg, path)
+    assert reason in str(info.value) and str(path) in str(info.value)
+    assert "verifies no package at all" in str(info.value)
+
+
+def test_one_unloadable_key_in_the_list_fails_every_verification(signed_pkg, keys, key_numbers, tmp_path):
+    """Like the daemon: all keys are loaded before any is tried, so a good key does not help."""
+    (_, good), _ = keys
+    spki = _write(tmp_path, "spki.pem", REFUSED["SPKI 'BEGIN PUBLIC KEY' (openssl rsa -pubout)"][0](*key_numbers))
+    assert bp.verify(signed_pkg, str(good)).path == good
+    for listing in (f"{good},{spki}", f"{spki},{good}"):
+        with pytest.raises(bp.SignatureError, match="spki.pem is not a PKCS#1"):
+            bp.verify(signed_pkg, listing)
+
+
+def test_key_list_is_read_like_the_daemon_setting(signed_pkg, keys):
+    (_, good), (_, other) = keys
+    assert bp.verify(signed_pkg, f" {other} , {good} ").path == good        # paths are TrimSpace'd
+    with pytest.raises(bp.SignatureError, match="empty entry"):
+        bp.verify(signed_pkg, f"{good},")                                   # ReadFile("") fails
+    with pytest.raises(bp.SignatureError, match="cannot be read"):
+        bp.verify(signed_pkg, f"{good},{good.parent / 'missing.pem'}")
+
+
+def test_a_key_go_loads_but_cannot_verify_with_is_skipped(signed_pkg, keys, tmp_path):
+    """Go ≥ 1.24 refuses RSA keys under 1024 bits when verifying, after loading them fine."""
+    (_, good), _ = keys
+    small = _write(tmp_path, "small.pem", _pem("RSA PUBLIC KEY", _der_seq(_der_int(3233), _der_int(17))))
+    assert bp.load_daemon_public_key(small) == bp.DaemonKey(small, 3233, 17)
+    assert bp.verify(signed_pkg, f"{small},{good}").path == good
+    with pytest.raises(bp.SignatureError, match="small.pem loads but can never verify"):
+        bp.verify(signed_pkg, small)
+
+
+def test_worktree_git_file_is_not_packed(tmp_path):
+    """In a git worktree `.git` is a file ("gitdir: …"), not a directory: it must stay out too."""
+    src = _copy_runtime(tmp_path / "plugin")
+    (src / ".git").write_text("gitdir: /somewhere/.git/worktrees/x\n", encoding="utf-8")
+    assert ".git" not in bp.collect_files(src)
+
+
 # ---- command line --------------------------------------------------------------------------------
 
 def test_cli_builds_signs_and_verifies(tmp_path):
     def run(*args):
-        proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_pkg.py"), *args],
+        proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_pkg.py"), *args],  # noqa: S603
                               capture_output=True, text=True, timeout=120)
         return proc.returncode, proc.stdout, proc.stderr
 

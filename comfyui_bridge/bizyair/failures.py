@@ -40,14 +40,15 @@ _SERVER_MODE_NO_KEY = _Kind(
     "BizyAir 容器运行在服务器模式，工作流中没有附带 API 密钥。请在插件凭据中填写你的 BizyAir API 密钥。")
 _KEY_EXPIRED = _Kind(
     "key_expired",
-    "The BizyAir API key has expired or used up its quota. Create or renew a key at "
-    "https://cloud.siliconflow.cn and set it on the container.",
-    "BizyAir API 密钥已过期或额度已用完。请在 https://cloud.siliconflow.cn 创建或续期密钥，并设置到容器上。")
+    "The BizyAir API key has expired or used up its quota. Create or renew a key on the API keys page "
+    "of the SiliconFlow console (cloud.siliconflow.cn) and set it on the container.",
+    "BizyAir API 密钥已过期或额度已用完。请在硅基流动控制台（cloud.siliconflow.cn）的 API 密钥页面"
+    "创建或续期密钥，并设置到容器上。")
 _BALANCE = _Kind(
     "balance",
-    "The BizyAir account has insufficient balance. Top it up at https://cloud.siliconflow.cn, then "
-    "run again.",
-    "BizyAir 账户余额不足。请在 https://cloud.siliconflow.cn 充值后重试。")
+    "The BizyAir account has insufficient balance. Top it up in the SiliconFlow console "
+    "(cloud.siliconflow.cn), then run again.",
+    "BizyAir 账户余额不足。请在硅基流动控制台（cloud.siliconflow.cn）充值后重试。")
 _QUEUE_FULL = _Kind(
     "queue_full",
     "BizyAir's queue is full or the account's parallel-task limit is reached. Wait a moment and run "

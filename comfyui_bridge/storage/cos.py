@@ -217,7 +217,7 @@ def _split_url(raw: str, name: str, default_scheme: str):
     if (parts.scheme not in ("http", "https") or not parts.hostname or port == -1
             or parts.username or parts.password or parts.query or parts.fragment):
         raise _config_error(f"{name} '{raw}' is not a valid address. Use a form like "
-                            f"{'cdn.example.com' if name == 'cos_domain' else 'http://10.0.0.5:9000'}.",
+                            f"{'cdn.example.com' if name == 'cos_domain' else 'http://storage.example.com:9000'}.",
                             f"{name} “{raw}” 不是有效的地址。", name)
     return parts, port
 
@@ -236,7 +236,7 @@ def _parse_endpoint(raw: str) -> str:
     parts, port = _split_url(raw, "cos_endpoint", "http")
     if parts.path.strip("/"):
         raise _config_error(f"cos_endpoint '{raw}' must be only scheme, host and port "
-                            "(for example http://10.0.0.5:9000), without a path.",
+                            "(for example http://storage.example.com:9000), without a path.",
                             f"cos_endpoint “{raw}” 只能包含协议、主机和端口，不能带路径。", "cos_endpoint")
     port = port or (443 if parts.scheme == "https" else 80)
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
