@@ -337,20 +337,23 @@ class CosStorage:
 
     # -- upload --
 
-    def upload(self, key: str, data: bytes, mime_type: str) -> UploadResult:
+    def upload(self, key: str, data: bytes, mime_type: str, *, attachment: bool = False) -> UploadResult:
         view = memoryview(data)
         if view.ndim != 1 or view.itemsize != 1:
             view = view.cast("B")
         size = view.nbytes
         mime_type = mime_type or "application/octet-stream"
+        headers = {"ContentType": mime_type}
+        if attachment:
+            headers["ContentDisposition"] = "attachment"
         try:
             if size > self.multipart_threshold:
-                etag = self._multipart(key, view, mime_type)
+                etag = self._multipart(key, view, headers)
             else:
                 # bytes go to the socket as they are (no copy); other buffers as a memoryview
                 body = data if isinstance(data, bytes) else view
                 resp = self._call(self._client.put_object, Bucket=self.settings.bucket, Key=key,
-                                  Body=body, ContentType=mime_type)
+                                  Body=body, **headers)
                 etag = header(resp, "ETag")
         except StorageError:
             raise
@@ -359,10 +362,9 @@ class CosStorage:
         return UploadResult(key=key, url=self.url_for(key), etag=unquote_etag(etag), size=size,
                             mime_type=mime_type)
 
-    def _multipart(self, key: str, view: memoryview, mime_type: str) -> str:
+    def _multipart(self, key: str, view: memoryview, headers: dict[str, str]) -> str:
         bucket = self.settings.bucket
-        created = self._call(self._client.create_multipart_upload, Bucket=bucket, Key=key,
-                             ContentType=mime_type)
+        created = self._call(self._client.create_multipart_upload, Bucket=bucket, Key=key, **headers)
         upload_id = created["UploadId"]
         try:
             parts = []

@@ -53,6 +53,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "ws_image_seconds": 0.0,     # pause after each SaveImageWebsocket image
     "max_upload_size": 104857600,
     "bizyair_installed": True,   # BizyAir classes exist (object_info and validation)
+    "text_output_bytes": None,   # PreviewAny's text repeated (lines) to this many characters
+    "output_name_chars": None,   # saved files listed under a name padded to this many characters (not on disk)
 }
 
 
