@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+from cos_fixture import COS_SK, fetch
 
 from comfyui_bridge.endpoint import parse_servers
 from comfyui_bridge.engine import Engine
@@ -17,7 +18,6 @@ from comfyui_bridge.models import OutputRef, RunRequest, RunResult
 from comfyui_bridge.outputs import make_file
 from comfyui_bridge.storage.cos import CosSettings, CosStorage
 from comfyui_bridge.workflow import load_workflow
-from cos_fixture import COS_SK, fetch
 from tools.delivery import (
     Delivered,
     Report,
