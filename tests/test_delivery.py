@@ -23,6 +23,7 @@ from tools.delivery import (
     Report,
     ToolRunError,
     deliver,
+    invoke,
     markdown,
     messages,
     run_and_deliver,
@@ -388,3 +389,20 @@ def test_progress_lines_are_plain_and_short():
     assert line.endswith("\n") and line.count("\n") == 1 and "![" not in line and len(line) < 200
     assert progress_line("queued", {"position": [[[[1]]]]}).startswith("Waiting in queue (position ")
     assert progress_line("cached", {"nodes": "not a list"}) == "0 node(s) served from ComfyUI's cache\n"
+
+
+class ToolWithCredentials(Recorder):
+    class runtime:  # noqa: N801 - the SDK's attribute name
+        credentials = {"comfyui_base_url": "http://127.0.0.1:9", "comfyui_token": "tok-secret-4242"}
+
+
+@pytest.mark.parametrize("crash", [RecursionError, ValueError, KeyError, TypeError])
+def test_an_unexpected_exception_ends_in_a_short_message_without_secrets(crash):
+    def make_request(_params):
+        raise crash("boom tok-secret-4242\nline two " + "x" * 6_000_000)
+    with pytest.raises(ToolRunError) as info:
+        list(invoke(ToolWithCredentials(), {}, make_request))
+    message = str(info.value)
+    assert f"The tool failed unexpectedly ({crash.__name__}: " in message and "工具意外出错" in message
+    assert len(message.encode()) < 2000 and "tok-secret-4242" not in message
+    assert info.value.__context__ is None and info.value.__cause__ is None

@@ -352,10 +352,9 @@ def _error(error: BridgeError, report: Report) -> dict[str, Any]:
 
 def _fit_summary(out: dict[str, Any], omitted: dict[str, int]) -> dict[str, Any]:
     """Cut the longest list (or the seeds) in half until the JSON fits the budget; count the cuts."""
-    for name in ("outputs",):
-        if len(out[name]) > MAX_LISTED:
-            omitted[name] = omitted.get(name, 0) + len(out[name]) - MAX_LISTED
-            out[name] = out[name][:MAX_LISTED]
+    if len(out["outputs"]) > MAX_LISTED:
+        omitted["outputs"] = len(out["outputs"]) - MAX_LISTED
+        out["outputs"] = out["outputs"][:MAX_LISTED]
     if len(out["seeds"]) > MAX_LISTED:
         omitted["seeds"] = len(out["seeds"]) - MAX_LISTED
         out["seeds"] = dict(list(out["seeds"].items())[:MAX_LISTED])
