@@ -19,32 +19,49 @@ from .models import OutputFile, OutputRef
 
 
 def _node_order(node_id: str) -> tuple:
-    parts = node_id.replace(":", ".").split(".")
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts)
+    parts = node_id[:256].replace(":", ".").split(".")
+    return tuple((0, int(p), "") if p.isdigit() and len(p) < 20 else (1, 0, p) for p in parts)
 
 
-def collect_refs(outputs: dict[str, Any]) -> tuple[list[OutputRef], list[str]]:
-    """(file refs, texts) of a history `outputs` dict, de-duplicated, in node order."""
+def _name(value: Any) -> str | None:
+    """A name field of a history item: text (numbers as text), or None for any other shape."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def collect_refs(outputs: Any) -> tuple[list[OutputRef], list[str]]:
+    """(file refs, texts) of a history `outputs` dict, de-duplicated, in node order. Any other
+    shape (a list, items that are not dicts, names that are not text) is skipped, never raised."""
     refs: list[OutputRef] = []
     texts: list[str] = []
+    if not isinstance(outputs, dict):
+        return refs, texts
     seen: set[tuple[str, str, str]] = set()
-    for node_id in sorted((outputs or {}), key=lambda n: _node_order(str(n))):
+    for node_id in sorted(outputs, key=lambda n: _node_order(str(n))):
         node_out = outputs[node_id]
         if not isinstance(node_out, dict):
             continue
-        animated = node_out.get("animated") if isinstance(node_out.get("animated"), list) else []
+        animated = node_out.get("animated")
+        if not isinstance(animated, list):
+            animated = []
         for key, items in node_out.items():
             if not isinstance(items, list):
                 continue
             if key == "text":
-                texts.extend(str(t) for t in items if isinstance(t, (str, int, float)))
+                texts.extend(t for t in map(_name, items) if t is not None)
                 continue
             for index, item in enumerate(items):
-                if not isinstance(item, dict) or not item.get("filename"):
+                if not isinstance(item, dict):
                     continue
-                ref = OutputRef(node_id=str(node_id), filename=str(item["filename"]),
-                                subfolder=str(item.get("subfolder") or ""), type=str(item.get("type") or "output"),
-                                key=key, animated=bool(animated[index]) if index < len(animated) else False)
+                filename = _name(item.get("filename"))
+                if not filename:
+                    continue
+                ref = OutputRef(node_id=str(node_id), filename=filename,
+                                subfolder=_name(item.get("subfolder")) or "", type=_name(item.get("type")) or "output",
+                                key=str(key), animated=index < len(animated) and animated[index] is True)
                 if ref.identity not in seen:
                     seen.add(ref.identity)
                     refs.append(ref)
@@ -88,7 +105,12 @@ def _mb(size: int) -> str:
 
 def make_file(ref: OutputRef, data: bytes, content_type: str, prompt_id: str,
               counters: dict[str, int]) -> OutputFile:
+    """The downloaded file under our own name (see media.output_name): unique per output of a run,
+    also for node ids that sanitise alike (`a/b`, `a_b`) and for websocket images of a node that
+    also saved files."""
     mime, kind = classify(ref.filename, content_type)
-    counters[ref.node_id] = counters.get(ref.node_id, 0) + 1
-    name = output_name(prompt_id, ref.node_id, counters[ref.node_id], ref.filename, mime)
+    websocket = ref.type == "websocket"
+    slot = ("w:" if websocket else "f:") + ref.node_id
+    counters[slot] = counters.get(slot, 0) + 1
+    name = output_name(prompt_id, ref.node_id, counters[slot], ref.filename, mime, websocket=websocket)
     return OutputFile(ref=ref, data=data, mime_type=mime, kind=kind, name=name)

@@ -9,16 +9,21 @@ the graph, so it is refused unless the new value is itself a link `["<node id>",
 from __future__ import annotations
 
 import difflib
-import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
+from . import jsonsafe
 from .errors import InputError
 from .models import InputChange
-from .nodeinfo import COMBO, InputSpec, NodeInfo, PRIMITIVE_TYPES
+from .nodeinfo import COMBO, PRIMITIVE_TYPES, InputSpec, NodeInfo
 from .workflow import Workflow
 
 MAX_OVERRIDES = 200
+MAX_OVERRIDES_BYTES = 1024 * 1024
+MAX_OVERRIDES_DEPTH = 16     # values are scalars, links or small lists; a JSON input value may nest a little
+MAX_KEY_CHARS = 300
+LARGEST_INT = 2 ** 64        # no ComfyUI input takes a whole number beyond 64 bits
 
 
 @dataclass(frozen=True)
@@ -29,23 +34,53 @@ class Override:
     value: Any
 
 
-def parse_overrides(graph: dict, nodeinfo: NodeInfo, overrides: dict | str | None) -> list[Override]:
-    """Resolve and validate every override; raises InputError on the first problem."""
-    if overrides is None or overrides == "" or overrides == {}:
-        return []
-    if isinstance(overrides, str):
+def load_overrides(raw: Any) -> dict[str, Any]:
+    """The overrides as an object: JSON text parsed with bounds on size and nesting (linear time,
+    no recursion), or an object checked for the same bounds. Raises InputError for anything else."""
+    if raw is None or raw == "" or raw == {}:
+        return {}
+    if isinstance(raw, str):
+        if not raw.strip():
+            return {}
         try:
-            overrides = json.loads(overrides)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"The overrides are not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}). "
+            raw = jsonsafe.parse(raw, max_bytes=MAX_OVERRIDES_BYTES, max_depth=MAX_OVERRIDES_DEPTH)
+        except jsonsafe.JsonTooLarge as exc:
+            raise InputError(f"The overrides are too large ({exc.size} characters; at most {MAX_OVERRIDES_BYTES}).",
+                             message_zh=f"覆盖参数过大（最多 {MAX_OVERRIDES_BYTES} 个字符）。") from None
+        except jsonsafe.JsonTooDeep:
+            raise _too_deep() from None
+        except jsonsafe.JsonError as exc:
+            where = f" at line {exc.lineno}, column {exc.colno}" if exc.lineno else ""
+            raise InputError(f"The overrides are not valid JSON ({jsonsafe.shown(exc.msg, 120)}{where}). "
                              "Write them as {\"<node>.<input>\": value}, e.g. {\"3.steps\": 30}.",
                              message_zh="覆盖参数不是有效的 JSON，格式示例：{\"3.steps\": 30}。") from None
-    if not isinstance(overrides, dict):
+    elif isinstance(raw, dict) and jsonsafe.depth_exceeds(raw, MAX_OVERRIDES_DEPTH):
+        raise _too_deep()
+    if not isinstance(raw, dict):
         raise InputError("The overrides must be a JSON object like {\"3.steps\": 30, \"KSampler.cfg\": 6.5}.",
                          message_zh="覆盖参数必须是 JSON 对象，例如 {\"3.steps\": 30}。")
-    if len(overrides) > MAX_OVERRIDES:
-        raise InputError(f"Too many overrides ({len(overrides)}; at most {MAX_OVERRIDES}).",
+    if len(raw) > MAX_OVERRIDES:
+        raise InputError(f"Too many overrides ({len(raw)}; at most {MAX_OVERRIDES}).",
                          message_zh=f"覆盖参数过多（最多 {MAX_OVERRIDES} 个）。")
+    for key in raw:
+        if not isinstance(key, str) or len(key) > MAX_KEY_CHARS:
+            raise InputError(f"The override key {jsonsafe.shown(key, 60)!r} is not a \"<node>.<input>\" name "
+                             f"(text of at most {MAX_KEY_CHARS} characters).",
+                             message_zh=f"覆盖参数的键 {jsonsafe.shown(key, 60)!r} 无效。")
+    return raw
+
+
+def _too_deep() -> InputError:
+    return InputError(f"The overrides are nested more than {MAX_OVERRIDES_DEPTH} levels deep; an override value "
+                      "is a number, text, true/false or a link [\"<node id>\", <slot>].",
+                      message_zh=f"覆盖参数嵌套超过 {MAX_OVERRIDES_DEPTH} 层。")
+
+
+def parse_overrides(graph: dict, nodeinfo: NodeInfo, overrides: dict | str | None) -> list[Override]:
+    """Resolve and validate every override; raises InputError on the first problem."""
+    overrides = load_overrides(overrides)
+    if not overrides:
+        return []
     wf = Workflow(graph)
     out: list[Override] = []
     seen: dict[tuple[str, str], str] = {}
@@ -119,10 +154,12 @@ def check_value(where: str, spec: InputSpec, value: Any) -> Any:
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise _type_error(where, "a whole number", value)
+        _check_number(where, value)
         _check_range(where, spec, value)
     elif t == "FLOAT":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _type_error(where, "a number", value)
+        _check_number(where, value)
         _check_range(where, spec, value)
     elif t == "BOOLEAN":
         if not isinstance(value, bool):
@@ -133,32 +170,52 @@ def check_value(where: str, spec: InputSpec, value: Any) -> Any:
     elif t == COMBO:
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise _type_error(where, "one of its choices", value)
+        if not isinstance(value, str):
+            _check_number(where, value)
         if not spec.open_choices and value not in spec.choices:
             choices = [str(c) for c in spec.choices]
-            close = difflib.get_close_matches(str(value), choices, n=3, cutoff=0.5)
-            shown = close + [c for c in choices if c not in close][: max(0, 8 - len(close))]
+            # difflib is quadratic in the text's length: only short values get suggestions
+            close = (difflib.get_close_matches(str(value), choices, n=3, cutoff=0.5)
+                     if len(str(value)) <= 200 else [])
+            listed = close + [c for c in choices if c not in close][: max(0, 8 - len(close))]
             raise InputError(
-                f"{where}: {value!r} is not one of the {len(choices)} choices. "
-                + (f"Did you mean {', '.join(repr(c) for c in close)}? " if close else "")
-                + f"Valid: {', '.join(repr(c) for c in shown)}{', …' if len(choices) > len(shown) else ''}.",
-                message_zh=f"{where}：{value!r} 不在可选值中。",
-                detail={"choices": choices[:50]})
+                f"{where}: {_shown(value)} is not one of the {len(choices)} choices. "
+                + (f"Did you mean {', '.join(_shown(c) for c in close)}? " if close else "")
+                + f"Valid: {', '.join(_shown(c) for c in listed)}{', …' if len(choices) > len(listed) else ''}.",
+                message_zh=f"{where}：{_shown(value)} 不在可选值中。",
+                detail={"choices": [jsonsafe.shown(c, 200) for c in choices[:50]]})
     return value
+
+
+def _check_number(where: str, value: int | float) -> None:
+    """Finite, and no larger than any ComfyUI input can take (NaN and infinities pass every range
+    check, and JSON has no spelling for them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InputError(f"{where}: {value} is not a number ComfyUI can use; give a finite number.",
+                         message_zh=f"{where}：{value} 不是有效的数字。")
+    if abs(value) > LARGEST_INT:
+        raise InputError(f"{where}: {_shown(value)} is too large (at most {LARGEST_INT}).",
+                         message_zh=f"{where}：数值过大（最大 {LARGEST_INT}）。")
 
 
 def _check_range(where: str, spec: InputSpec, value) -> None:
     lo, hi = spec.min, spec.max
     if isinstance(lo, (int, float)) and not isinstance(lo, bool) and value < lo:
-        raise InputError(f"{where}: {value} is below the minimum {lo}.", message_zh=f"{where}：{value} 小于最小值 {lo}。")
+        raise InputError(f"{where}: {value} is below the minimum {lo}.",
+                         message_zh=f"{where}：{value} 小于最小值 {lo}。")
     if isinstance(hi, (int, float)) and not isinstance(hi, bool) and value > hi:
-        raise InputError(f"{where}: {value} is above the maximum {hi}.", message_zh=f"{where}：{value} 大于最大值 {hi}。")
+        raise InputError(f"{where}: {value} is above the maximum {hi}.",
+                         message_zh=f"{where}：{value} 大于最大值 {hi}。")
 
 
 def _check_link(wf: Workflow, info: NodeInfo, where: str, spec: InputSpec | None, value) -> list:
-    src, slot = str(value[0]), int(value[1])
+    src, slot = str(value[0])[:MAX_KEY_CHARS + 1], int(value[1])
     if src not in wf:
-        raise InputError(f"{where}: the link points at node {src}, which is not in the workflow.",
-                         message_zh=f"{where}：连接指向不存在的节点 {src}。")
+        raise InputError(f"{where}: the link points at node {_shown(src)}, which is not in the workflow.",
+                         message_zh=f"{where}：连接指向不存在的节点 {_shown(src)}。")
+    if not 0 <= slot < 1000:
+        raise InputError(f"{where}: output slot {_shown(slot)} does not exist (slots count from 0).",
+                         message_zh=f"{where}：输出槽 {_shown(slot)} 不存在。")
     d = info.get(wf.class_of(src))
     if d is not None:
         if not 0 <= slot < len(d.outputs):
@@ -169,8 +226,6 @@ def _check_link(wf: Workflow, info: NodeInfo, where: str, spec: InputSpec | None
         if spec is not None and not _types_match(out_type, spec.type):
             raise InputError(f"{where} takes {spec.type}, but output {slot} of {wf.describe(src)} is {out_type}.",
                              message_zh=f"{where} 需要 {spec.type} 类型，但节点 {src} 的输出 {slot} 是 {out_type}。")
-    elif slot < 0:
-        raise InputError(f"{where}: output slot {slot} is negative.", message_zh=f"{where}：输出槽不能为负数。")
     return [src, slot]
 
 
@@ -192,6 +247,8 @@ def _check_like_current(where: str, current: Any, value: Any) -> Any:
         ok = isinstance(value, bool)
     elif cur in (int, float):
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok:
+            _check_number(where, value)
     elif cur is str:
         ok = isinstance(value, str)
     else:
@@ -202,7 +259,13 @@ def _check_like_current(where: str, current: Any, value: Any) -> Any:
 
 
 def _type_error(where: str, wanted: str, value: Any) -> InputError:
-    return InputError(f"{where} takes {wanted}, not {value!r}.", message_zh=f"{where} 的值类型不正确：{value!r}。")
+    return InputError(f"{where} takes {wanted}, not {_shown(value)}.",
+                      message_zh=f"{where} 的值类型不正确：{_shown(value)}。")
+
+
+def _shown(value: Any) -> str:
+    """A value quoted in a message: repr-like, cut to 80 characters saying how much was cut."""
+    return jsonsafe.shown(repr(value) if isinstance(value, str) and len(value) <= 200 else value, 80)
 
 
 def _example_input(wf: Workflow, nid: str) -> str:

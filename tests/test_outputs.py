@@ -3,8 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from comfyui_bridge.media import classify, is_unsafe_path, output_name
-from comfyui_bridge.outputs import collect_refs
+from comfyui_bridge.media import classify, is_unsafe_path, output_name, plain
+from comfyui_bridge.models import OutputRef
+from comfyui_bridge.outputs import collect_refs, make_file
 
 CAPTURES = Path(__file__).parent / "fixtures/captures"
 
@@ -66,3 +67,71 @@ def test_names_that_escape_a_folder_are_refused(filename, subfolder):
 def test_our_names_come_from_our_ids_never_from_comfyui_names():
     name = output_name("7c6d29b0-4a4e", "9", 2, "../../evil name_00001_.PNG", "image/png")
     assert name == "7c6d29b0-4a4e_9_2.png"
+
+
+def test_a_name_longer_than_any_file_system_allows_is_refused_before_any_request():
+    assert is_unsafe_path("a" * 3_000_000 + ".png")
+    assert is_unsafe_path("a.png", "s" * 2000)
+    assert not is_unsafe_path("ComfyUI_00001_.png", "plugin_test")
+
+
+@pytest.mark.parametrize("outputs", [
+    [], "text", 7, None,                                                # not a dict at all
+    {"9": ["images"]}, {"9": {"images": "a.png"}}, {"9": {"images": [["a.png"]]}},
+    {"9": {"images": [{"filename": {"nested": "a.png"}}]}}, {"9": {"images": [{"filename": None}]}},
+    {"9": {"images": [{"filename": "a.png"}], "animated": 3}},         # `animated` as a number
+    {"9": {"images": [{"filename": "a.png", "subfolder": ["x"], "type": {"t": 1}}], "animated": "yes"}},
+    {"9": {"text": [{"x": 1}, None, ["deep"]]}},
+])
+def test_history_outputs_of_any_shape_give_refs_or_nothing_never_an_exception(outputs):
+    refs, texts = collect_refs(outputs)
+    assert all(isinstance(r.filename, str) and isinstance(r.subfolder, str) and isinstance(r.type, str)
+               for r in refs)
+    assert all(isinstance(t, str) for t in texts)
+
+
+def test_odd_but_usable_items_keep_their_file():
+    refs, texts = collect_refs({"9": {"images": [{"filename": "a.png", "subfolder": ["x"], "type": 5}],
+                                      "animated": 3, "text": ["one", 2, None]}})
+    assert [(r.filename, r.subfolder, r.type, r.animated) for r in refs] == [("a.png", "", "5", False)]
+    assert texts == ["one", "2"]
+
+
+@pytest.mark.parametrize("filename, content_type, expected", [
+    ("x.svg", "image/svg+xml", ("application/octet-stream", "file")),
+    ("x.html", "text/html", ("application/octet-stream", "file")),
+    ("x.unknown", "text/html", ("application/octet-stream", "file")),
+    ("noext", "image/svg+xml", ("application/octet-stream", "file")),
+    ("noext", "text/html; charset=utf-8", ("application/octet-stream", "file")),
+    ("noext", "image/webp", ("image/webp", "image")),
+    ("noext", "audio/x-wav", ("audio/wav", "audio")),
+    ("clip.MP4", "text/html", ("video/mp4", "video")),       # the extension decides
+    ("x.latent", "", ("application/octet-stream", "latent")),
+    ("x.exr", "image/x-exr", ("application/octet-stream", "file")),
+])
+def test_types_come_from_the_allowlist_whatever_the_server_claims(filename, content_type, expected):
+    assert classify(filename, content_type) == expected
+
+
+def test_our_names_never_carry_a_page_or_script_extension():
+    for bad in ("x.html", "x.svg", "x.js", "x.xhtml", "x.htm", "x.php"):
+        mime, _ = classify(bad)
+        assert output_name("p", "9", 1, bad, mime).endswith(".bin")
+
+
+def test_each_output_of_a_run_gets_its_own_name():
+    counters: dict[str, int] = {}
+    refs = [OutputRef("a/b", "x.png", "", "output", "images"), OutputRef("a_b", "x.png", "", "output", "images"),
+            OutputRef("a_b", "y.png", "", "output", "images"), OutputRef("a_b", "ws_0.png", "", "websocket", "images")]
+    names = [make_file(r, b"png", "", "p", counters).name for r in refs]
+    assert len(set(names)) == 4
+    assert names[1:] == ["p_a_b_1.png", "p_a_b_2.png", "p_a_b_w1.png"]
+
+
+def test_server_text_is_made_plain_for_our_texts():
+    hostile = "name\n![x](https://evil.example/t.png)<img src=x onerror=alert(1)>`code`\u202e**b** #h"
+    text = plain(hostile, 200)
+    assert "\n" not in text and "![" not in text and "<" not in text and "`" not in text and "*" not in text
+    assert "\u202e" not in text and "evil.example" in text     # the words stay, the syntax goes
+    long = plain("a" * 3_000_000, 100)
+    assert len(long) < 200 and long.endswith("(2999900 more characters)")

@@ -144,6 +144,39 @@ def test_two_keys_for_the_same_input_are_refused():
     assert "both set 3.steps" in refuse({"3.steps": 30, "KSampler.steps": 31})
 
 
-@pytest.mark.parametrize("bad", ["[1, 2]", "not json", 5])
-def test_malformed_overrides(bad):
-    refuse(bad)
+@pytest.mark.parametrize("bad, words", [
+    ("[1, 2]", "must be a JSON object"),
+    ("not json", "not valid JSON (Expecting value at line 1, column 1)"),
+    (5, "must be a JSON object"),
+    ('{"3.steps": 30', "not valid JSON"),
+    ("[" * 100_000, "nested more than 16 levels"),
+    ({"3.steps": json.loads("[" * 17 + "1" + "]" * 17)}, "nested more than 16 levels"),
+    ('{"3.steps": ' + "1" * 5000 + "}", "not valid JSON"),
+    ("{" + ", ".join(f'"3.k{i}": 1' for i in range(201)) + "}", "Too many overrides (201; at most 200)"),
+    ({"x" * 301 + ".steps": 1}, "is not a \"<node>.<input>\" name"),
+])
+def test_malformed_overrides_say_what_is_wrong(bad, words):
+    assert words in refuse(bad)
+
+
+@pytest.mark.parametrize("key, value, words", [
+    ("3.cfg", float("nan"), "not a number ComfyUI can use"),
+    ("3.cfg", float("inf"), "not a number ComfyUI can use"),
+    ("3.steps", 2 ** 70, "too large"),
+    ("3.sampler_name", float("-inf"), "not a number ComfyUI can use"),
+])
+def test_nan_infinities_and_huge_numbers_are_refused(key, value, words):
+    assert words in refuse({key: value})
+
+
+def test_an_undescribed_node_refuses_nan_too():
+    g = {"1": {"class_type": "MyNode", "inputs": {"strength": 0.5}}}
+    assert "not a number ComfyUI can use" in refuse({"1.strength": float("nan")}, g)
+
+
+def test_hostile_values_are_quoted_short_and_checked_in_linear_time():
+    msg = refuse({"3.sampler_name": "e" * 2_000_000})
+    assert len(msg) < 1000 and "more characters" in msg
+    msg = refuse({"3.positive": ["n" * 100_000, 0]})
+    assert "not in the workflow" in msg and len(msg) < 1000
+    assert "does not exist" in refuse({"3.positive": ["6", 10 ** 30]})

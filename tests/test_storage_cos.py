@@ -102,15 +102,44 @@ def test_node_ids_and_extensions_are_reduced_to_safe_characters():
     assert extension_for("application/octet-stream", "p_9_0.latent") == "latent"
     assert extension_for("application/x-unknown-thing") == "bin"
     assert extension_for("image/png", "weird.p/n g") == "png"     # our name's ext is not sane: use mime
-    assert object_key("comfyui/", "p", "a b/../c", 1, "../PNG", WHEN) == "comfyui/2025/03/04/p_a_b_c_1.png"
+    key = object_key("comfyui/", "p", "a b/../c", 1, "../PNG", WHEN)
+    assert key.startswith("comfyui/2025/03/04/p_a_b_c.") and key.endswith("_1.png") and key.count("/") == 4
 
 
-def test_planned_keys_count_per_node_and_ignore_comfyui_names():
-    files = [output("9"), output("9", mime="image/webp"), output("12:3", mime="video/mp4")]
+@pytest.mark.parametrize("mime, name", [("text/html", "p_9_1.html"), ("image/svg+xml", "p_9_1.svg"),
+                                        ("application/javascript", "x.js"), ("text/html", "")])
+def test_keys_never_get_a_page_or_script_extension(mime, name):
+    assert extension_for(mime, name) == "bin"
+
+
+def test_planned_keys_are_the_output_names_and_ignore_comfyui_names():
+    counters: dict[str, int] = {}
+    refs = [OutputRef("9", "ComfyUI_00001_.png", "user dir", "output", "images"),
+            OutputRef("9", "ComfyUI_00002_.webp", "user dir", "output", "images"),
+            OutputRef("12:3", "clip_00001.mp4", "", "output", "gifs")]
+    files = [make_file(ref, PNG, "", "run-1", counters) for ref in refs]
     keys = plan_keys(files, prefix="out/", prompt_id="run-1", when=WHEN)
-    assert keys == ["out/2025/03/04/run-1_9_1.png", "out/2025/03/04/run-1_9_2.webp",
-                    "out/2025/03/04/run-1_12_3_1.mp4"]
-    assert not any("ComfyUI" in k or "user" in k for k in keys)
+    assert keys[:2] == ["out/2025/03/04/run-1_9_1.png", "out/2025/03/04/run-1_9_2.webp"]
+    assert keys[2].startswith("out/2025/03/04/run-1_12_3.") and keys[2].endswith("_1.mp4")
+    assert not any("ComfyUI" in k or "user" in k or "clip" in k for k in keys)
+
+
+def test_node_ids_that_sanitise_alike_get_different_keys_and_names():
+    counters: dict[str, int] = {}
+    files = [make_file(OutputRef(node, "ComfyUI_00001_.png", "", "output", "images"), PNG, "", "run-1", counters)
+             for node in ("a/b", "a_b", "a b", "a.b")]
+    keys = plan_keys(files, prefix="out/", prompt_id="run-1", when=WHEN)
+    assert len({f.name for f in files}) == 4 and len(set(keys)) == 4
+    assert files[1].name == "run-1_a_b_1.png"            # an id that is already safe stays readable
+
+
+def test_names_not_of_our_making_or_taken_twice_still_get_distinct_keys():
+    files = [output("9", name="p1_9_1.png"), output("9", name="p1_9_1.png"), output("9", name="../../x.html"),
+             output("9", name="")]
+    keys = plan_keys(files, prefix="out/", prompt_id="run-1", when=WHEN)
+    assert len(set(keys)) == 4
+    assert keys[0] == "out/2025/03/04/p1_9_1.png" and keys[1] != keys[0]
+    assert all(k.startswith("out/2025/03/04/") and ".." not in k and not k.endswith(".html") for k in keys)
 
 
 def test_key_names_match_the_output_file_names():
@@ -235,6 +264,56 @@ def test_upload_then_public_url_serves_the_same_bytes(cos_server, cos_bucket, co
     assert got.headers["Content-Type"] == "image/png"
 
 
+def test_attachment_uploads_carry_content_disposition(cos_server, cos_bucket, cos_credentials):
+    cos_server.make_public(cos_bucket)
+    storage, _ = storage_for(cos_credentials)
+    small = storage.upload("comfyui/x/p_9_1.bin", b"<html><script>alert(1)</script>", "application/octet-stream",
+                           attachment=True)
+    plain_png = storage.upload("comfyui/x/p_9_2.png", PNG, "image/png")
+    got = fetch(cos_server, small.url)
+    assert got.headers["Content-Type"] == "application/octet-stream"
+    assert got.headers["Content-Disposition"] == "attachment"
+    assert "Content-Disposition" not in fetch(cos_server, plain_png.url).headers
+
+
+def test_a_multipart_attachment_upload_carries_content_disposition(cos_server, cos_bucket, cos_credentials):
+    cos_server.make_public(cos_bucket)
+    storage, _ = storage_for(cos_credentials, multipart_threshold=1024 * 1024, part_size=1024 * 1024)
+    data = os.urandom(2 * 1024 * 1024 + 10)
+    res = storage.upload("comfyui/mp/p_9_1.bin", data, "application/octet-stream", attachment=True)
+    got = fetch(cos_server, res.url)
+    assert got.content == data and "-" in res.etag                   # it did go multipart
+    assert got.headers["Content-Disposition"] == "attachment"
+
+
+@pytest.mark.parametrize("filename, claimed", [
+    ("ComfyUI_00001_.svg", "image/svg+xml"), ("page_00001_.xyz", "text/html"), ("x.html", "text/html"),
+    ("x.png.html", "image/png"), ("noext", "application/javascript"), ("x.js", "text/javascript"),
+])
+def test_published_content_types_come_from_the_allowlist(cos_server, cos_bucket, cos_credentials, filename, claimed):
+    """Whatever name and Content-Type the server gives, only raster images, video and audio are stored
+    as themselves; anything else is an octet-stream attachment under a .bin key."""
+    cos_server.make_public(cos_bucket)
+    storage, _ = storage_for(cos_credentials)
+    file = make_file(OutputRef("9", filename, "", "output", "images"), b"<svg onload=alert(1)>", claimed, "run-5", {})
+    [res] = publish(storage, [file], prompt_id="run-5", when=WHEN)
+    got = fetch(cos_server, res.url)
+    assert (res.mime_type, got.headers["Content-Type"]) == ("application/octet-stream",) * 2
+    assert got.headers["Content-Disposition"] == "attachment"
+    assert res.key.endswith(".bin") and file.name.endswith(".bin")
+
+
+@pytest.mark.parametrize("filename, mime", [("a.png", "image/png"), ("a.webp", "image/webp"), ("a.mp4", "video/mp4"),
+                                            ("a.flac", "audio/flac"), ("a.jpeg", "image/jpeg")])
+def test_media_is_published_inline_with_its_own_type(cos_server, cos_bucket, cos_credentials, filename, mime):
+    cos_server.make_public(cos_bucket)
+    storage, _ = storage_for(cos_credentials)
+    file = make_file(OutputRef("9", filename, "", "output", "images"), PNG, "text/html", "run-6", {})
+    [res] = publish(storage, [file], prompt_id="run-6", when=WHEN)
+    got = fetch(cos_server, res.url)
+    assert got.headers["Content-Type"] == mime and "Content-Disposition" not in got.headers
+
+
 def test_presigned_url_serves_the_bytes_and_a_tampered_one_is_refused(cos_server, cos_bucket, cos_credentials):
     storage, _ = storage_for({**cos_credentials, "cos_url_mode": "presigned", "cos_url_expires": "600"})
     res = storage.upload("comfyui/x/p_9_0.png", PNG, "image/png")
@@ -314,7 +393,7 @@ def test_5xx_then_success_is_retried(cos_server, cos_bucket, cos_credentials):
     cos_server.fail_next(2, status=503)
     [res] = publish(storage, [output("9")], prompt_id="run-1", when=WHEN)
     assert res.ok, res.error
-    assert res.key == "comfyui/2025/03/04/run-1_9_1.png"
+    assert res.key == "comfyui/2025/03/04/p1_9_1.png"
     assert res.etag == hashlib.md5(PNG).hexdigest()
     assert sleeps == [0.3, 0.6]
 
@@ -325,8 +404,8 @@ def test_publish_reports_a_failed_file_and_goes_on(cos_server, cos_bucket, cos_c
     first, second = publish(storage, [output("9"), output("10")], prompt_id="run-2", when=WHEN)
     assert not first.ok and first.error_code == "storage_unavailable"
     assert "HTTP 503" in first.error and "Try again later" in first.error
-    assert first.to_dict()["key"] == "comfyui/2025/03/04/run-2_9_1.png" and "url" not in first.to_dict()
-    assert second.ok and second.url.endswith("/comfyui/2025/03/04/run-2_10_1.png")
+    assert first.to_dict()["key"] == "comfyui/2025/03/04/p1_9_1.png" and "url" not in first.to_dict()
+    assert second.ok and second.url.endswith("/comfyui/2025/03/04/p1_10_1.png")
     assert_clean(first.to_dict(), first.error_zh, second.to_dict())
 
 

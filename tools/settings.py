@@ -3,11 +3,14 @@ provider (kept here so tools/ stays the only Dify-facing layer besides provider/
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
 from comfyui_bridge.endpoint import ServerConfig, parse_servers
 from comfyui_bridge.engine import Engine
 from comfyui_bridge.errors import InputError
+from comfyui_bridge.jsonsafe import shown
 from comfyui_bridge.storage import Storage
 from comfyui_bridge.storage.cos import CosSettings, CosStorage
 
@@ -47,27 +50,72 @@ def credential_secrets(credentials: dict[str, Any]) -> list[str]:
     return [v for v in out if len(v) >= 4]
 
 
-def number(params: dict[str, Any], name: str, default: float | None, *, low: float | None = None,
-           high: float | None = None, integer: bool = False) -> float | int | None:
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,4})?", re.ASCII)
+_WHOLE = re.compile(r"[+-]?\d+", re.ASCII)
+MAX_NUMBER_CHARS = 100
+MAX_TEXT_CHARS = 100_000       # a prompt; CLIP reads a few hundred tokens of it
+MAX_NAME_CHARS = 1000          # node ids, titles, lists of them, a model name
+
+
+def number(params: dict[str, Any], name: str, default: float | None, *, low: float, high: float,
+           integer: bool = False, unit: str = "") -> float | int | None:
+    """The parameter as a finite number from `low` to `high` (a whole number when `integer`; digit
+    strings stay exact, so seeds up to 2^64-1 survive), `default` when empty, else InputError naming
+    the parameter and the valid range. Total: any value Dify could send gives one of the two."""
     raw = params.get(name)
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return default
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        raise InputError(f"Parameter '{name}' must be a number, got {str(raw)[:40]!r}.",
-                         message_zh=f"参数“{name}”必须是数字。") from None
-    if integer:
-        if value != int(value):
-            raise InputError(f"Parameter '{name}' must be a whole number.", message_zh=f"参数“{name}”必须是整数。")
+    value = _as_number(raw, integer)
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        raise _number_error(name, raw, low, high, integer, unit)
+    if integer and isinstance(value, float):
+        if not value.is_integer():
+            raise _number_error(name, raw, low, high, integer, unit)
         value = int(value)
-    if low is not None and value < low:
-        raise InputError(f"Parameter '{name}' must be at least {low:g}.", message_zh=f"参数“{name}”不能小于 {low:g}。")
-    if high is not None and value > high:
-        raise InputError(f"Parameter '{name}' must be at most {high:g}.", message_zh=f"参数“{name}”不能大于 {high:g}。")
+    if not low <= value <= high:
+        raise _number_error(name, raw, low, high, integer, unit)
     return value
 
 
-def text(params: dict[str, Any], name: str) -> str:
+def _as_number(raw: Any, integer: bool) -> float | int | None:
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, (int, float)):
+        return raw
+    if not isinstance(raw, str):
+        return None
+    text = raw.strip()
+    if len(text) > MAX_NUMBER_CHARS or not _NUMBER.fullmatch(text):
+        return None          # also "nan", "inf", "1_000", non-ASCII digits
+    if _WHOLE.fullmatch(text):
+        return int(text)     # at most 100 digits: exact, and fast
+    return float(text)
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def _number_error(name: str, raw: Any, low: float, high: float, integer: bool, unit: str) -> InputError:
+    kind, kind_zh = ("a whole number", "整数") if integer else ("a number", "数字")
+    unit_text = f" {unit}" if unit else ""
+    return InputError(f"Parameter '{name}' must be {kind} from {_fmt(low)} to {_fmt(high)}{unit_text}, "
+                      f"not {shown(raw, 40)!r}.",
+                      message_zh=f"参数“{name}”必须是 {_fmt(low)} 到 {_fmt(high)} 之间的{kind_zh}。")
+
+
+def text(params: dict[str, Any], name: str, *, limit: int = MAX_TEXT_CHARS) -> str:
+    """The parameter as stripped text ('' when absent). Numbers are taken as their digits; any other
+    type, or more than `limit` characters, is an InputError naming the parameter."""
     value = params.get(name)
-    return "" if value is None else str(value).strip()
+    if value is None:
+        return ""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        value = str(value)
+    if not isinstance(value, str):
+        raise InputError(f"Parameter '{name}' must be text, not {type(value).__name__}.",
+                         message_zh=f"参数“{name}”必须是文本。")
+    if len(value) > limit:
+        raise InputError(f"Parameter '{name}' is too long ({len(value)} characters; at most {limit}).",
+                         message_zh=f"参数“{name}”过长（{len(value)} 个字符，最多 {limit} 个）。")
+    return value.strip()

@@ -37,16 +37,19 @@ class UploadResult:
 class Storage(Protocol):
     """What publishing needs from an object store."""
 
-    #: sanitized key prefix ("" or ending with "/"), used by publish to build keys
-    prefix: str
+    @property
+    def prefix(self) -> str:
+        """Sanitized key prefix ("" or ending with "/"), used by publish to build keys."""
 
     def check(self) -> None:
         """Prove the settings work (bucket reachable, key accepted). Raises StorageError with a
         message that says what to fix; never contains a secret."""
 
-    def upload(self, key: str, data: bytes, mime_type: str, deadline: Deadline | None = None) -> UploadResult:
-        """Store `data` under `key` with `mime_type` as Content-Type, within `deadline` (retries
-        included). Raises StorageError (code "storage_timeout" when the deadline passed)."""
+    def upload(self, key: str, data: bytes, mime_type: str, *, attachment: bool = False,
+               deadline: Deadline | None = None) -> UploadResult:
+        """Store `data` under `key` with `mime_type` as Content-Type (and `Content-Disposition:
+        attachment` when `attachment`: browsers download it instead of showing it), within
+        `deadline` (retries included). Raises StorageError ("storage_timeout" once the deadline passed)."""
 
     def url_for(self, key: str) -> str:
         """The URL a user can open for `key` (public or presigned, per the settings)."""

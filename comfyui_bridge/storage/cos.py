@@ -342,7 +342,8 @@ class CosStorage:
 
     # -- upload --
 
-    def upload(self, key: str, data: bytes, mime_type: str, deadline: Deadline | None = None) -> UploadResult:
+    def upload(self, key: str, data: bytes, mime_type: str, *, attachment: bool = False,
+               deadline: Deadline | None = None) -> UploadResult:
         """Store `data` under `key`, within `deadline` (retries included): a stalled upload is cut
         when it passes, and nothing is retried after it."""
         deadline = deadline or Deadline.after(UPLOAD_CEILING)
@@ -352,7 +353,7 @@ class CosStorage:
         try:
             with WATCHDOG.guard(deadline) as guard:
                 try:
-                    return self._upload(key, data, mime_type)
+                    return self._upload(key, data, mime_type, attachment)
                 except StorageError:
                     if guard.tripped or deadline.expired():
                         raise self._out_of_time(key) from None
@@ -367,20 +368,23 @@ class CosStorage:
             message_zh="上传到 COS 未能在本次调用剩余的时间内完成，文件仍会返回给 Dify。请调大工具的超时时间，或检查到 COS 的网络。",
             detail={"key": key}, code="storage_timeout")
 
-    def _upload(self, key: str, data: bytes, mime_type: str) -> UploadResult:
+    def _upload(self, key: str, data: bytes, mime_type: str, attachment: bool) -> UploadResult:
         view = memoryview(data)
         if view.ndim != 1 or view.itemsize != 1:
             view = view.cast("B")
         size = view.nbytes
         mime_type = mime_type or "application/octet-stream"
+        headers = {"ContentType": mime_type}
+        if attachment:
+            headers["ContentDisposition"] = "attachment"
         try:
             if size > self.multipart_threshold:
-                etag = self._multipart(key, view, mime_type)
+                etag = self._multipart(key, view, headers)
             else:
                 # bytes go to the socket as they are (no copy); other buffers as a memoryview
                 body = data if isinstance(data, bytes) else view
                 resp = self._call(self._client.put_object, Bucket=self.settings.bucket, Key=key,
-                                  Body=body, ContentType=mime_type)
+                                  Body=body, **headers)
                 etag = header(resp, "ETag")
         except StorageError:
             raise
@@ -389,10 +393,9 @@ class CosStorage:
         return UploadResult(key=key, url=self.url_for(key), etag=unquote_etag(etag), size=size,
                             mime_type=mime_type)
 
-    def _multipart(self, key: str, view: memoryview, mime_type: str) -> str:
+    def _multipart(self, key: str, view: memoryview, headers: dict[str, str]) -> str:
         bucket = self.settings.bucket
-        created = self._call(self._client.create_multipart_upload, Bucket=bucket, Key=key,
-                             ContentType=mime_type)
+        created = self._call(self._client.create_multipart_upload, Bucket=bucket, Key=key, **headers)
         upload_id = created["UploadId"]
         try:
             parts = []

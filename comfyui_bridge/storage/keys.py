@@ -2,52 +2,26 @@
 
 Keys are built from our own ids only — the run's prompt id, the node id and a counter — never
 from ComfyUI's file names or user text, so two runs cannot collide and nothing a user typed can
-steer where an object lands:
+steer where an object lands. Within a run every output has its own key (`media.output_name`
+keeps node ids that sanitise alike apart):
 
     <prefix><yyyy>/<mm>/<dd>/<prompt_id>_<node>_<n>.<ext>     (date in UTC)
 """
 
 from __future__ import annotations
 
-import mimetypes
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from ..media import safe_id   # the same id rule as OutputFile.name, so keys match file names
+from ..media import ext_for, id_part, safe_type
 
 DEFAULT_PREFIX = "comfyui/"
 
 _SEGMENT_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _EXT_UNSAFE = re.compile(r"[^a-z0-9]+")
 _MAX_EXT = 10
-
-# Our own table first: mimetypes' answers vary by platform (jpe, jfif, ...).
-_EXT_BY_MIME = {
-    "image/png": "png",
-    "image/jpeg": "jpg",
-    "image/webp": "webp",
-    "image/gif": "gif",
-    "image/apng": "png",
-    "image/bmp": "bmp",
-    "image/tiff": "tiff",
-    "image/svg+xml": "svg",
-    "video/mp4": "mp4",
-    "video/webm": "webm",
-    "video/quicktime": "mov",
-    "video/x-matroska": "mkv",
-    "audio/mpeg": "mp3",
-    "audio/mp3": "mp3",
-    "audio/flac": "flac",
-    "audio/x-flac": "flac",
-    "audio/wav": "wav",
-    "audio/x-wav": "wav",
-    "audio/ogg": "ogg",
-    "audio/opus": "opus",
-    "audio/webm": "webm",
-    "model/gltf-binary": "glb",
-    "application/json": "json",
-    "text/plain": "txt",
-}
+# What media.output_name makes: our ids, a counter, an extension. Anything else is rebuilt.
+_OWN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}\.[a-z0-9]{1,10}")
 
 
 def sanitize_prefix(raw: str | None) -> str:
@@ -65,17 +39,10 @@ def sanitize_prefix(raw: str | None) -> str:
 
 
 def extension_for(mime_type: str, filename: str = "") -> str:
-    """Lower-case alphanumeric extension: from our own file name if it has a sane one, else
-    from the mime type, else 'bin'."""
-    if "." in filename:
-        ext = _clean_ext(filename.rsplit(".", 1)[1])
-        if ext:
-            return ext
-    mime = (mime_type or "").split(";", 1)[0].strip().lower()
-    if mime in _EXT_BY_MIME:
-        return _EXT_BY_MIME[mime]
-    guessed = mimetypes.guess_extension(mime) if mime else None
-    return _clean_ext(guessed or "") or "bin"
+    """Lower-case alphanumeric extension: an allowed media type's own (or our file name's when it
+    matches that type), a known harmless one from our file name (`.latent`), else `bin`. Never
+    `html`, `svg`, `js`, whatever the name or type says."""
+    return ext_for(filename, safe_type(mime_type))
 
 
 def _clean_ext(raw: str) -> str:
@@ -83,13 +50,28 @@ def _clean_ext(raw: str) -> str:
     return ext if 0 < len(ext) <= _MAX_EXT else ""
 
 
+def is_own_name(name: str) -> bool:
+    """True for names of our own making (safe characters, an extension, no `..`)."""
+    return bool(_OWN_NAME.fullmatch(name)) and ".." not in name
+
+
+def key_for_name(prefix: str, name: str, when: datetime | None = None) -> str:
+    """`<prefix><yyyy>/<mm>/<dd>/<name>` for one of our own file names (see is_own_name)."""
+    if not is_own_name(name):
+        raise ValueError("not one of our own file names")
+    return f"{_dated(prefix, when)}{name}"
+
+
 def object_key(prefix: str, prompt_id: str, node_id: object, n: int, ext: str,
                when: datetime | None = None) -> str:
     """`<prefix><yyyy>/<mm>/<dd>/<prompt_id>_<node>_<n>.<ext>`; `when` defaults to now (UTC).
     `prefix` is used as given once sanitized ("" means no prefix, unlike sanitize_prefix(""))."""
-    when = when or datetime.now(timezone.utc)
-    if when.tzinfo is not None:
-        when = when.astimezone(timezone.utc)
     ext = _clean_ext(ext) or "bin"
-    name = f"{safe_id(prompt_id)}_{safe_id(node_id)}_{int(n)}.{ext}"
-    return f"{sanitize_prefix(prefix) if prefix else ''}{when:%Y/%m/%d}/{name}"
+    return f"{_dated(prefix, when)}{id_part(prompt_id)}_{id_part(node_id)}_{int(n)}.{ext}"
+
+
+def _dated(prefix: str, when: datetime | None) -> str:
+    when = when or datetime.now(UTC)
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC)
+    return f"{sanitize_prefix(prefix) if prefix else ''}{when:%Y/%m/%d}/"

@@ -37,7 +37,7 @@ def test_eight_simultaneous_invocations_each_get_exactly_their_own_outputs(
     with ThreadPoolExecutor(max_workers=8) as pool:
         runs = list(pool.map(invoke, prompts))
 
-    keys = set()
+    urls = set()
     for prompt, run in zip(prompts, runs):
         assert not run.errors, run.errors
         (blob,) = run.blobs.values()
@@ -45,9 +45,9 @@ def test_eight_simultaneous_invocations_each_get_exactly_their_own_outputs(
         assert prompt.encode() in blob.data
         assert not any(other.encode() in blob.data for other in prompts if other != prompt)
         (entry,) = run.jsons[0]["outputs"]
-        keys.add(entry["key"])
+        urls.add(entry["url"])
         assert fetch(cos_server, entry["url"]).content == blob.data
-    assert len(keys) == 8
+    assert len(urls) == 8
     assert comfy_server.stats()["open_ws"] == 0
 
 

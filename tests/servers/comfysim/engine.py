@@ -65,6 +65,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "ws_trickle": None,          # seconds between bytes of each websocket frame (a slow-loris frame)
     "ws_binary_delay": 0.0,      # the publisher waits this long before each binary frame: the run (and its
                                  # history) can end while its SaveImageWebsocket images are still on the way
+    "text_output_bytes": None,   # PreviewAny's text repeated (lines) to this many characters
+    "output_name_chars": None,   # saved files listed under a name padded to this many characters (not on disk)
 }
 
 

@@ -145,7 +145,11 @@ def save_files(ctx, filename_prefix: str, kind: str, ext: str,
     for batch_number, make in enumerate(payloads):
         name = f"{stem.replace('%batch_num%', str(batch_number))}_{counter:05}_.{ext}"
         ctx.files.write(folder, name, make(name))
-        results.append({"filename": name, "subfolder": subfolder, "type": kind})
+        listed = name
+        if ctx.config.get("output_name_chars"):   # a hostile server: a name no file system has
+            head, _, tail = name.rpartition(".")
+            listed = f"{head}{'n' * max(0, ctx.config['output_name_chars'] - len(name))}.{tail}"
+        results.append({"filename": listed, "subfolder": subfolder, "type": kind})
         counter += 1
     return results
 
@@ -410,6 +414,10 @@ def preview_any(i, ctx):
             value = json.dumps(source)
         except Exception:  # noqa: BLE001
             value = str(source)
+    size = ctx.config.get("text_output_bytes")
+    if size:   # a huge text output (a 6 MB PreviewAny): the value's lines, repeated
+        line = value + "\n"
+        value = (line * (size // len(line) + 1))[:size]
     return {"ui": {"text": [value]}}
 
 
