@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import bizyair, lifecycle, metadata, routing
+from .jsonsafe import shown
 from .budget import RUN_OUTPUT_LIMIT, OutputBudget
 from .client import ComfyClient
 from .deadline import Deadline
@@ -229,7 +230,7 @@ class Engine:
         result.outputs = files
         result.missing = [ref for ref, _ in failed]
         if failed:
-            plan.warnings.extend(f"output {one_line(ref.filename, 80)} of node {one_line(ref.node_id, 40)} was not "
+            plan.warnings.extend(f"output {shown(ref.filename, 80)} of node {shown(ref.node_id, 40)} was not "
                                  f"delivered: {why}" for ref, why in failed[:20])
             if len(failed) > 20:
                 plan.warnings.append(f"… and {len(failed) - 20} more output(s) were not delivered")

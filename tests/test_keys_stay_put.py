@@ -113,15 +113,18 @@ def test_a_rejection_for_an_unknown_class_drops_the_cached_definitions_and_repla
     LIVE_CACHE.clear()
     graph = workflow("empty_save_1024.json")
     graph["7"] = {"class_type": "GoneNode", "inputs": {"text": "x"}}
-    before = comfy_server.stats()["requests"].get("POST /prompt", 0)
+    before = comfy_server.stats()["requests"]
     try:
         Engine(parse_servers(comfy_server.url)).run(RunRequest(workflow=graph, timeout=20))
     except PromptRejected as exc:
         assert "GoneNode" in exc.message
     else:
         raise AssertionError("the server cannot run GoneNode")
-    assert comfy_server.stats()["requests"].get("POST /prompt", 0) - before == 2
-    assert not [k for k in LIVE_CACHE._data if k[1] == "GoneNode" and LIVE_CACHE.get(k)[1]] or True
-    lookups = comfy_server.stats()["requests"].get("GET /object_info/{cls}", 0)
-    node_info(ComfyClient(ServerConfig(comfy_server.url)), Deadline.after(5)).get("GoneNode")
-    assert comfy_server.stats()["requests"].get("GET /object_info/{cls}", 0) == lookups + 1
+    after = comfy_server.stats()["requests"]
+
+    def count(stats, key):
+        return stats.get(key, 0)
+
+    # Queued twice, and the second plan asked the server again instead of using the cached answer.
+    assert count(after, "POST /prompt") - count(before, "POST /prompt") == 2
+    assert count(after, "GET /object_info/{cls}") - count(before, "GET /object_info/{cls}") == 2
