@@ -30,7 +30,7 @@ from .errors import BridgeError
 from .responses import HistoryEntry
 from .ws import MAX_MESSAGE_BYTES, close_quietly, open_run_socket
 
-__all__ = ["Outcome", "Progress", "RunFollower"]
+__all__ = ["Outcome", "Progress", "RunFollower", "settle"]
 
 Progress = Callable[[str, dict[str, Any]], None]
 
@@ -308,21 +308,32 @@ class RunFollower:
         return False
 
     def _from_history(self, entry: HistoryEntry) -> None:
-        self.outcome.history = entry
-        failure = entry.first_failure()
-        if entry.status == "success" and failure is None:
-            self.outcome.status = "success"
-            return
-        if failure is not None:
-            kind, data = failure
-            self.outcome.error = dict(data, _event=kind)
-            self.outcome.status = "error" if kind == "execution_error" else "interrupted"
-            return
-        if entry.status == "unknown" and self._terminal is None:
-            # The entry exists (the run is over) but does not say how it went.
-            self.outcome.status = "unreadable"
-            return
-        self.outcome.status = self._terminal if self._terminal in ("error", "interrupted", "success") else "error"
+        settle(self.outcome, entry, self._terminal)
+
+    def peek(self) -> Outcome:
+        """One look (history, then queue) without waiting: the outcome, or status "timeout" while
+        the prompt is still queued or running."""
+        if not self._poll():
+            self.outcome.status = "timeout"
+        return self.outcome
+
+
+def settle(outcome: Outcome, entry: HistoryEntry, terminal: str | None = None) -> Outcome:
+    """Fill `outcome` from the history entry of an ended prompt (`terminal`: what the socket said)."""
+    outcome.history = entry
+    failure = entry.first_failure()
+    if entry.status == "success" and failure is None:
+        outcome.status = "success"
+    elif failure is not None:
+        kind, data = failure
+        outcome.error = dict(data, _event=kind)
+        outcome.status = "error" if kind == "execution_error" else "interrupted"
+    elif entry.status == "unknown" and terminal is None:
+        # The entry exists (the run is over) but does not say how it went.
+        outcome.status = "unreadable"
+    else:
+        outcome.status = terminal if terminal in ("error", "interrupted", "success") else "error"
+    return outcome
 
 
 def _is_number(value: Any) -> bool:
