@@ -22,8 +22,8 @@ import urllib3
 from . import jsonsafe, responses
 from .deadline import WATCHDOG, Deadline
 from .endpoint import ServerConfig
-from .guarded_http import GuardedAdapter
 from .errors import AuthRejected, BadResponse, ConnectionFailed, NotComfyUI, PromptRejected
+from .guarded_http import GuardedAdapter
 from .models import OutputRef
 from .rejections import describe_rejection
 from .scrub import one_line

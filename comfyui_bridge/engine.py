@@ -17,14 +17,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import bizyair, lifecycle, metadata, routing
-from .jobs import Job
-from .jsonsafe import shown
 from .budget import RUN_OUTPUT_LIMIT, OutputBudget
 from .client import ComfyClient
 from .deadline import Deadline
 from .endpoint import ServerConfig
-from .errors import (BadResponse, BridgeError, ConnectionFailed, ExecutionFailed, InputError, PromptRejected,
-                     RunLost, RunTimeout)
+from .errors import (
+    BadResponse,
+    BridgeError,
+    ConnectionFailed,
+    ExecutionFailed,
+    InputError,
+    PromptRejected,
+    RunLost,
+    RunTimeout,
+)
+from .jobs import Job
+from .jsonsafe import shown
 from .media import classify, extension
 from .models import NodeFailure, OutputFile, OutputRef, Plan, RunRequest, RunResult
 from .nodeinfo import NodeInfo

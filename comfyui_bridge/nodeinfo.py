@@ -20,10 +20,11 @@ import re
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +211,7 @@ class NodeDef:
     source: str = "bundled"               # bundled | live
 
     @classmethod
-    def parse(cls, class_type: str, d: dict, source: str = "bundled") -> "NodeDef":
+    def parse(cls, class_type: str, d: dict, source: str = "bundled") -> NodeDef:
         inputs: dict[str, InputSpec] = {}
         raw_inputs = d.get("input") or {}
         order = d.get("input_order") or {}

@@ -8,8 +8,9 @@ where an input is either a literal or a link `["<source id>", <output slot>]`. U
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from . import jsonsafe
 from .errors import InputError, WorkflowFormatError

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from stdio_harness import PluginProcess
 
 ROOT = Path(__file__).resolve().parents[2]
