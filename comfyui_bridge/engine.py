@@ -37,6 +37,7 @@ from .media import classify, extension
 from .models import NodeFailure, OutputFile, OutputRef, Plan, RunRequest, RunResult
 from .nodeinfo import NodeInfo
 from .outputs import collect_refs, download, make_file
+from .images import rename_images
 from .plan import build_plan
 from .rejections import describe_rejection
 from .run import Outcome, Progress, RunFollower, settle
@@ -196,10 +197,11 @@ class Engine:
     def _prepare(self, client: ComfyClient, request: RunRequest, prompt_id: str, deadline: Deadline) -> _Ready:
         """Everything before queueing: definitions, checks, image uploads, the plan, the key."""
         nodeinfo = node_info(client, deadline)
-        if request.images:   # every check first: a bad request fails before anything is uploaded
-            build_plan(request.workflow, request, nodeinfo, ["pending.png"] * len(request.images))
+        # Planned once, with placeholder image names: a bad request fails before anything is
+        # uploaded; the names ComfyUI gives the uploads replace the placeholders afterwards.
+        plan = build_plan(request.workflow, request, nodeinfo, [f"pending_{i}.png" for i in range(len(request.images))])
         uploaded = self._upload_images(client, request, deadline)
-        plan = build_plan(request.workflow, request, nodeinfo, uploaded)
+        rename_images(plan.graph, plan.changes, uploaded)
         key = self._server_mode_key(client, deadline)
         if key:
             bizyair.apply_server_mode_key(plan.graph, {}, key, prompt_id)

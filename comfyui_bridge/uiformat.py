@@ -23,7 +23,7 @@ from typing import Any
 
 from .errors import WorkflowFormatError
 from .nodeinfo import COMBO, NodeDef, NodeInfo, InputSpec
-from .workflow import EXPORT_STEPS, EXPORT_STEPS_ZH, id_sort_key
+from .formats import EXPORT_STEPS, EXPORT_STEPS_ZH, id_sort_key
 
 MUTED, BYPASSED = 2, 4
 VIRTUAL = {"Reroute", "PrimitiveNode", "Note", "MarkdownNote"}

@@ -96,6 +96,16 @@ def test_input_images_are_uploaded_under_unique_names_and_placed(comfy_server):
     assert result.ok, result.error
     (change,) = [c for c in result.plan.changes if c.role == "image"]
     assert change.value.startswith("dify_") and change.value.endswith(".png")
+    # The graph ComfyUI ran names the uploaded file, not the placeholder the plan was made with.
+    assert result.plan.graph[change.node_id]["inputs"][change.input_name] == change.value
+
+
+def test_too_many_images_are_refused_before_anything_is_uploaded(comfy_server):
+    png = (server_root(comfy_server) / "input/example.png").read_bytes()
+    before = sorted(p.name for p in (server_root(comfy_server) / "input").iterdir())
+    with pytest.raises(InputError, match="only 1 LoadImage"):
+        run(comfy_server, "load_scale_save.json", images=[("a.png", png), ("b.png", png)])
+    assert sorted(p.name for p in (server_root(comfy_server) / "input").iterdir()) == before
 
 
 def test_validation_errors_become_one_line_per_node_before_anything_runs(comfy_server):
