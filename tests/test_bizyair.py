@@ -463,7 +463,8 @@ def test_runs_fail_on_the_captured_node_with_the_captured_error(comfy_server, ca
     assert (error["node_id"], error["node_type"], error["exception_type"]) == \
         (captured["node_id"], captured["node_type"], captured["exception_type"])
     assert error["exception_message"] == captured["exception_message"]
-    assert error["traceback"] == captured["traceback"]
+    # (The traceback is not compared: the simulator replays the captured one, so that would compare
+    # the fixture with itself.)
     assert sorted(error["current_inputs"]) == captured["current_input_names"]
     if "bizyair_prompt" in error["current_inputs"]:
         # The whole prompt, as a Python repr (validated values: 1 became 1.0, as in ComfyUI).
