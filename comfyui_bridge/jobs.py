@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InputError
+from .jsonsafe import as_dict
 from .models import InputChange, OutputRef, Plan
 from .workflow import Workflow
 
@@ -39,8 +40,8 @@ def skeleton(graph: dict[str, Any]) -> dict[str, Any]:
     for node_id, node in list(graph.items())[:SKELETON_MAX_NODES]:
         if not isinstance(node, dict):
             continue
-        meta = node.get("_meta") if isinstance(node.get("_meta"), dict) else {}
-        inputs = node.get("inputs") if isinstance(node.get("inputs"), dict) else {}
+        meta = as_dict(node.get("_meta"))
+        inputs = as_dict(node.get("inputs"))
         entry: dict[str, Any] = {"class_type": str(node.get("class_type", ""))[:120]}
         title = meta.get("title")
         if isinstance(title, str) and title:
@@ -72,8 +73,11 @@ class Job:
 
     def plan(self) -> Plan:
         """A Plan good enough for building the result: node names, seeds, notes."""
-        changes = [InputChange(*key.rsplit(".", 1), "seed", value) for key, value in self.seeds.items()
-                   if "." in key]
+        changes = []
+        for key, value in self.seeds.items():
+            node, _, name = key.rpartition(".")
+            if node:
+                changes.append(InputChange(node, name, "seed", value))
         return Plan(graph=self.graph, changes=changes, warnings=list(self.warnings))
 
     def to_dict(self) -> dict[str, Any]:

@@ -111,7 +111,8 @@ def inspect_workflow(graph: dict | str | bytes, nodeinfo: NodeInfo) -> dict[str,
     try:
         images = [s.node_id for s in find_image_slots(g, nodeinfo)]
     except InputError as exc:   # pragma: no cover - automatic slots never raise
-        images, _ = [], warnings.append(exc.message)
+        images = []
+        warnings.append(exc.message)
     warnings += deprecated_warnings(g, nodeinfo)
     pos, neg = analysis.positive.pairs(), analysis.negative.pairs()
     return {
