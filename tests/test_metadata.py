@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import random
 import struct
 import tempfile
 import time
@@ -60,8 +59,12 @@ PROMPT_JSON = json.dumps(PROMPT)
 TEXTS = {"prompt": PROMPT_JSON, "workflow": WORKFLOW_JSON}  # ComfyUI's order for images / audio / latents
 
 
+def _noise(seed: int, size: int) -> bytes:
+    return media.filler(size, f"test-metadata-{seed}")
+
+
 def picture(seed: int, size: tuple[int, int] = (64, 48)) -> Image.Image:
-    return Image.frombytes("RGB", size, random.Random(seed).randbytes(size[0] * size[1] * 3))
+    return Image.frombytes("RGB", size, _noise(seed, size[0] * size[1] * 3))
 
 
 # ---- files as ComfyUI writes them (real encoders) -------------------------------------------------
@@ -94,10 +97,10 @@ def comfy_webp(prompt: dict = PROMPT, extra: dict = EXTRA) -> bytes:
     """ImageSaveHelper.save_animated_webp with _create_webp_metadata."""
     frames = [picture(i) for i in range(3)]
     exif = frames[0].getexif()
-    exif[0x0110] = "prompt:{}".format(json.dumps(prompt))
+    exif[0x0110] = f"prompt:{json.dumps(prompt)}"
     tag = 0x010F
     for key, value in extra.items():
-        exif[tag] = "{}:{}".format(key, json.dumps(value))
+        exif[tag] = f"{key}:{json.dumps(value)}"
         tag -= 1
     out = io.BytesIO()
     frames[0].save(out, format="WEBP", save_all=True, duration=int(1000.0 / 6), append_images=frames[1:], exif=exif,
@@ -107,7 +110,7 @@ def comfy_webp(prompt: dict = PROMPT, extra: dict = EXTRA) -> bytes:
 
 def _rgb_frame(index: int, size: int = 64) -> av.VideoFrame:
     frame = av.VideoFrame(size, size, "rgb24")
-    frame.planes[0].update(random.Random(index).randbytes(frame.planes[0].buffer_size))
+    frame.planes[0].update(_noise(index, frame.planes[0].buffer_size))
     return frame
 
 
@@ -720,7 +723,7 @@ def test_a_compressed_id3_frame_is_opened():
 
 
 def test_an_encrypted_id3_frame_cannot_be_read_so_it_goes():
-    encrypted = b"TXXX" + struct.pack(">I", 12) + b"\x00\x40" + b"\x01" + random.Random(1).randbytes(11)
+    encrypted = b"TXXX" + struct.pack(">I", 12) + b"\x00\x40" + b"\x01" + _noise(1, 11)
     data = _id3v23(encrypted)
     cleaned = remove_secrets(data, [KEY])
     assert cleaned.removed == ("ID3 TXXX frame (encrypted, cannot be checked)",) and not cleaned.secret_left
@@ -749,7 +752,8 @@ def test_a_key_in_video_data_is_reported_and_the_metadata_still_goes(made):
 
 def test_unknown_types_are_only_scanned():
     text = f"a log line with {KEY}\n".encode()
-    assert remove_secrets(text, [KEY]) == Cleaned(text, (), True, "the key is in a file of a type that cannot be cleaned")
+    assert remove_secrets(text, [KEY]) == Cleaned(text, (), True,
+                                                  "the key is in a file of a type that cannot be cleaned")
     plain = b"just text"
     assert remove_secrets(plain, [KEY]).data is plain and not remove_secrets(plain, [KEY]).secret_left
 
@@ -953,7 +957,7 @@ def test_comment_cleaning_keeps_exactly_the_comments_without_the_key(comments, f
 
 
 def test_ogg_crc_matches_a_bitwise_reference():
-    for page in (b"", b"OggS", random.Random(7).randbytes(5000)):
+    for page in (b"", b"OggS", _noise(7, 5000)):
         assert ogg_module.ogg_crc(page) == ogg_crc_reference(page) == media.ogg_crc(page)
 
 
@@ -1011,3 +1015,88 @@ def test_every_save_node_of_the_test_server_embeds_the_key_and_none_comes_back(c
         assert cleaned.removed, (node, item["filename"])
         kept = (WORKFLOW_JSON, json.dumps(WORKFLOW_JSON)[1:-1])  # latents hold it as a JSON string
         assert any(k.encode() in cleaned.data for k in kept), (node, item["filename"])  # extra_pnginfo stays
+
+
+# ---- more places the key can sit ------------------------------------------------------------------
+
+def test_a_compressed_movie_header_cannot_be_checked_so_the_file_is_withheld(made):
+    data = made["sim-mp4"]
+    moov = next((p, s) for n, p, s in mp4_boxes(data) if n == "/moov")
+    cmov = struct.pack(">I4s", 16, b"cmov") + bytes(8)
+    grown = struct.pack(">I4s", moov[1] + len(cmov), b"moov") + data[moov[0] + 8:moov[0] + moov[1]] + cmov
+    data = data[:moov[0]] + grown + data[moov[0] + moov[1]:]
+    assert find_secret(data, [OTHER_KEY])
+    cleaned = remove_secrets(data, [OTHER_KEY])
+    assert cleaned.secret_left
+    assert cleaned.problem == "the MP4 file could not be read to clean it (compressed movie header (cannot be checked))"
+
+
+def test_webp_xmp_goes_and_the_riff_and_vp8x_follow():
+    frames = [picture(i) for i in range(2)]
+    out = io.BytesIO()
+    xmp = f'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:Description prompt="{KEY}"/></x:xmpmeta>'.encode()
+    exif = exif_bytes({0x010F: f"workflow:{WORKFLOW_JSON}"})
+    frames[0].save(out, format="WEBP", save_all=True, append_images=frames[1:], xmp=xmp, exif=exif, lossless=True)
+    data = out.getvalue()
+    assert riff_chunks(data)[0][1][0] & 0x0C == 0x0C  # VP8X says: EXIF and XMP present
+    cleaned = remove_secrets(data, [KEY])
+    assert (cleaned.removed, cleaned.secret_left) == (("WebP XMP chunk",), False)
+    chunks = riff_chunks(cleaned.data)  # RIFF size right, chunks fill it
+    assert chunks[0][1][0] & 0x0C == 0x08 and b"XMP " not in [kind for kind, _ in chunks]
+    assert pil_frames(cleaned.data) == pil_frames(data)
+    assert dict(Image.open(io.BytesIO(cleaned.data)).getexif()) == {0x010F: f"workflow:{WORKFLOW_JSON}"}
+
+
+def test_a_flac_picture_holding_the_key_goes_and_the_last_block_flag_moves():
+    data = media.flac(44100, 1, 4410, {"workflow": WORKFLOW_JSON})
+    blocks_end = data.index(b"\xff\xf8", 4)
+    mime, description = b"image/png", f"cover for {KEY}".encode()
+    picture_body = (struct.pack(">I", 3) + struct.pack(">I", len(mime)) + mime + struct.pack(">I", len(description))
+                    + description + struct.pack(">IIIII", 1, 1, 24, 0, 4) + b"\x89PNG")
+    last_start = data.rfind(b"\x81", 0, blocks_end - 8192)  # the PADDING block ends the metadata
+    assert data[last_start] == 0x81 and last_start + 4 + 8192 == blocks_end
+    data = (data[:last_start] + b"\x01" + data[last_start + 1:blocks_end]
+            + b"\x86" + len(picture_body).to_bytes(3, "big") + picture_body + data[blocks_end:])
+    cleaned = remove_secrets(data, [KEY])
+    assert (cleaned.removed, cleaned.secret_left) == (("FLAC PICTURE block",), False)
+    assert [kind for kind, _ in flac_blocks(cleaned.data)] == [0, 4, 1]  # PADDING is last again
+    assert cleaned.data[-100:] == data[-100:]
+
+
+def test_an_unsynchronised_id3_tag_holding_the_key_is_emptied_whole():
+    frame = b"TXXX" + struct.pack(">I", 8 + len(PROMPT_JSON)) + b"\x00\x00" + b"\x00prompt\x00" + PROMPT_JSON.encode()
+    data = bytearray(_id3v23(frame))
+    data[5] = 0x80  # whole-tag unsynchronisation: the frames cannot be walked as they are
+    cleaned = remove_secrets(bytes(data), [KEY])
+    assert (cleaned.removed, cleaned.secret_left) == (("ID3 tag (whole tag)",), False)
+    assert id3_frames(cleaned.data) == [] and len(cleaned.data) == len(data)
+
+
+def test_a_key_in_matroska_media_is_reported_and_a_key_in_a_void_is_zeroed(made):
+    data = made["sim-webm"]
+    segment = ebml_children(data, 0, len(data))[1]
+    cluster = next(c for c in ebml_children(data, segment[1], segment[2]) if c[0] == 0x1F43B675)
+    block = next(c for c in ebml_children(data, cluster[1], cluster[2]) if c[0] == 0xA3)
+    in_media = data[:block[1] + 10] + KEY.encode() + data[block[1] + 10 + len(KEY):]
+    cleaned = remove_secrets(in_media, [KEY])
+    assert cleaned.secret_left and cleaned.removed == ("Matroska SimpleTag 'PROMPT'",)
+
+    void = media.ebml(0xEC, b"old tags: " + KEY.encode())  # left over from an earlier edit of the file
+    header_end = ebml_children(data, 0, len(data))[0][2]
+    with_void = data[:header_end] + media.ebml(0x18538067, data[segment[1]:segment[2]] + void)
+    cleaned = remove_secrets(with_void, [KEY])
+    assert (cleaned.secret_left, cleaned.removed) == (False, ("Matroska SimpleTag 'PROMPT'", "Matroska Void data"))
+    want = {k: v for k, v in matroska_tags(data).items() if k != "PROMPT"}
+    assert matroska_tags(cleaned.data) == want and len(cleaned.data) == len(with_void)
+
+
+def test_a_key_in_a_latent_tensor_name_is_reported():
+    full = media.latent(64, 64, 1, {"workflow": WORKFLOW_JSON})
+    length = struct.unpack_from("<Q", full)[0]
+    header = json.loads(full[8:8 + length])
+    header[KEY] = header.pop("latent_tensor")
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    data = struct.pack("<Q", len(raw)) + raw + full[8 + length:]
+    cleaned = remove_secrets(data, [KEY])
+    assert cleaned.secret_left and cleaned.removed == ()

@@ -50,7 +50,7 @@ def plan(data: bytes, walk: Walk) -> list[Edit]:
             if kind == b"cmov":
                 raise Malformed("compressed movie header (cannot be checked)")
             holds = walk.holds(pos, stop)
-            if holds and kind in _CONTAINERS and depth < _MAX_DEPTH:
+            if kind in _CONTAINERS and depth < _MAX_DEPTH and (holds or kind == b"moov"):  # moov: look for cmov
                 body = pos + header + (_meta_skip(data, pos + header, stop) if kind == b"meta" else 0)
                 stack.append((body, stop, kind, depth + 1))
             elif holds and (parent in _METADATA_PARENTS or (depth == 0 and kind in _TOP_LEVEL_METADATA)):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .structure import Edit, Malformed, Walk, need
@@ -53,6 +54,10 @@ def plan(data: bytes, walk: Walk) -> list[Edit]:
 
 def _level1(data: bytes, element: Element, walk: Walk) -> list[Edit]:
     """Voids inside one level-1 element, plus its CRC-32 when it has one."""
+    if element.ident == _VOID:
+        return [Edit(element.body, element.end, bytes(element.end - element.body), "Matroska Void data")]
+    if element.ident not in (_TAGS, _INFO, _ATTACHMENTS, _CHAPTERS):
+        return []  # media, tracks, cues: a secret there stays and the final scan withholds the file
     children = list(_children(data, element.body, element.end, walk))
     edits: list[Edit] = []
     if element.ident == _TAGS:
@@ -63,10 +68,8 @@ def _level1(data: bytes, element: Element, walk: Walk) -> list[Edit]:
         edits = _voids(data, [c for c in children if c.ident == _TITLE and walk.holds(c.start, c.end)], walk)
     elif element.ident == _ATTACHMENTS:
         edits = _voids(data, [c for c in children if c.ident == _ATTACHED_FILE and walk.holds(c.start, c.end)], walk)
-    elif element.ident == _CHAPTERS:
+    else:
         edits = _voids(data, [c for c in children if c.ident == _EDITION and walk.holds(c.start, c.end)], walk)
-    elif element.ident == _VOID:
-        return [Edit(element.body, element.end, bytes(element.end - element.body), "Matroska Void data")]
     return edits + _crc_fix(data, children, element.end, edits)
 
 
@@ -124,7 +127,7 @@ def _crc_edit(data: bytes, crc: Element, end: int, voids: list[Edit]) -> Edit:
     return Edit(crc.body, crc.end, struct.pack("<I", value & 0xFFFFFFFF))
 
 
-def _children(data: bytes, start: int, end: int, walk: Walk):
+def _children(data: bytes, start: int, end: int, walk: Walk) -> Iterator[Element]:
     """The elements in data[start:end], in order. An element of unknown size (all ones) runs to
     the parent's end, or for a Cluster up to the next level-1 element."""
     pos = start

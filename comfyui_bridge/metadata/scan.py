@@ -59,7 +59,7 @@ class Needles:
             data = data.tobytes()
         return any(p in data for p in self.patterns)
 
-    def found_in_pieces(self, pieces: Iterable[bytes]) -> bool:
+    def found_in_pieces(self, pieces: Iterable[bytes | memoryview]) -> bool:
         """True if any pattern occurs in the concatenation of `pieces` (checked piece by piece)."""
         keep = self.longest - 1
         tail = b""

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import re
-import struct
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .scan import Hits, Needles
 
@@ -37,7 +36,6 @@ class Walk:
     hits: Hits
     parts_left: int = MAX_PARTS
     inflate_left: int = MAX_INFLATED
-    notes: list[str] = field(default_factory=list)
 
     def step(self, count: int = 1) -> None:
         self.parts_left -= count
@@ -95,8 +93,3 @@ def need(pos: int, size: int, end: int, what: str) -> None:
     """Raise Malformed unless [pos, pos+size) lies before `end`."""
     if pos < 0 or size < 0 or pos + size > end:
         raise Malformed(f"{what} runs past the end")
-
-
-def unpack(fmt: str, data: bytes, pos: int, end: int, what: str) -> tuple:
-    need(pos, struct.calcsize(fmt), end, what)
-    return struct.unpack_from(fmt, data, pos)
