@@ -1100,3 +1100,14 @@ def test_a_key_in_a_latent_tensor_name_is_reported():
     data = struct.pack("<Q", len(raw)) + raw + full[8 + length:]
     cleaned = remove_secrets(data, [KEY])
     assert cleaned.secret_left and cleaned.removed == ()
+
+
+def test_running_out_of_work_is_never_taken_for_a_merely_broken_tag():
+    text = b"\x00prompt\x00" + PROMPT_JSON.encode()
+    packed = struct.pack(">I", len(text)) + zlib.compress(text)
+    hidden = b"TXXX" + struct.pack(">I", len(packed)) + b"\x00\x80" + packed
+    data = _id3v23((b"TIT2" + bytes(6)) * 1_000_001 + hidden)  # a million empty frames, then the key
+    assert KEY.encode() not in data
+    cleaned = remove_secrets(data, [KEY])
+    assert cleaned.secret_left and find_secret(data, [KEY])
+    assert cleaned.problem == "the ID3 file could not be read to clean it (more than 1000000 parts to check)"

@@ -18,7 +18,7 @@ import struct
 import zlib
 
 from . import flac
-from .structure import Edit, Malformed, Walk, need
+from .structure import Edit, Malformed, TooMuchWork, Walk, need
 
 MAGIC = b"ID3"
 _MAX_TAGS = 8
@@ -63,6 +63,8 @@ def _tag(data: bytes, pos: int, walk: Walk) -> tuple[int, Edit | None]:
             raise Malformed("unsynchronised or compressed ID3 tag")
         frames_start = pos + 10 + (_extended_header(data, pos, major) if flags & 0x40 else 0)
         return stop, _frames(data, pos, frames_start, pos + 10 + size, footer, walk)
+    except TooMuchWork:
+        raise
     except Malformed:
         if not walk.holds(pos, stop) and not _unsynced_holds(data, pos + 10, stop, walk):
             return stop, None

@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 
 from . import tiff
-from .structure import Edit, Malformed, Walk, need
+from .structure import Edit, Malformed, TooMuchWork, Walk, need
 
 _KEEP = {0xE0, 0xEE}                        # APP0 JFIF, APP14 Adobe
 _DROPPABLE = set(range(0xE0, 0xF0)) | {0xFE}  # APPn, COM
@@ -57,6 +57,8 @@ def _segment(data: bytes, pos: int, marker: int, stop: int, walk: Walk) -> Edit:
     if marker == 0xE1 and data[body:body + 6] == b"Exif\x00\x00":
         try:
             result = tiff.scrub(data, body + 6, stop, walk)
+        except TooMuchWork:
+            raise
         except Malformed:
             result = None
         if result is not None and result.complete and result.data is not None:

@@ -18,7 +18,7 @@ import struct
 import zlib
 
 from . import tiff
-from .structure import Edit, Malformed, Walk, need
+from .structure import Edit, Malformed, TooMuchWork, Walk, need
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PICTURE = {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"acTL", b"fcTL", b"fdAT"}
@@ -85,6 +85,8 @@ def _exif(data: bytes, pos: int, body: int, stop: int, walk: Walk) -> list[Edit]
         return []
     try:
         result = tiff.scrub(data, body, stop - 4, walk)
+    except TooMuchWork:
+        raise
     except Malformed:
         return [Edit(pos, stop, b"", "PNG eXIf chunk (unreadable EXIF)")]
     if not result.complete:

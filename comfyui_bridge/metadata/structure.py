@@ -18,6 +18,10 @@ class Malformed(Exception):
     """The file does not have the structure its format promises, or is too big to walk."""
 
 
+class TooMuchWork(Malformed):
+    """A limit of `Walk` was reached: never to be taken as "this part is merely broken"."""
+
+
 @dataclass(frozen=True)
 class Edit:
     """Replace data[start:end] by `data`. `label` says what was removed ('' for fix-ups)."""
@@ -40,7 +44,7 @@ class Walk:
     def step(self, count: int = 1) -> None:
         self.parts_left -= count
         if self.parts_left < 0:
-            raise Malformed(f"more than {MAX_PARTS} parts to check")
+            raise TooMuchWork(f"more than {MAX_PARTS} parts to check")
 
     def holds(self, start: int, end: int) -> bool:
         """True if a raw hit overlaps data[start:end]."""
@@ -58,7 +62,7 @@ class Walk:
             out = inflater.decompress(pending, _INFLATE_STEP)
             self.inflate_left -= len(out)
             if self.inflate_left < 0:
-                raise Malformed(f"more than {MAX_INFLATED // (1024 * 1024)} MiB of compressed text")
+                raise TooMuchWork(f"more than {MAX_INFLATED // (1024 * 1024)} MiB of compressed text")
             window = tail + out
             if self.needles.found_in(window):
                 return True

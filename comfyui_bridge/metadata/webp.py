@@ -15,7 +15,7 @@ from __future__ import annotations
 import struct
 
 from . import tiff
-from .structure import Edit, Malformed, Walk, need
+from .structure import Edit, Malformed, TooMuchWork, Walk, need
 
 _PICTURE = {b"VP8 ", b"VP8L", b"VP8X", b"ALPH", b"ANIM", b"ANMF"}
 _FLAGS = {b"ICCP": 0x20, b"EXIF": 0x08, b"XMP ": 0x04}
@@ -71,6 +71,8 @@ def _exif(data: bytes, pos: int, size: int, walk: Walk) -> Edit | None:
         start += 6
     try:
         result = tiff.scrub(data, start, pos + 8 + size, walk)
+    except TooMuchWork:
+        raise
     except Malformed:
         return None
     if not result.complete or result.data is None:
