@@ -35,6 +35,7 @@ from PIL.PngImagePlugin import PngInfo
 from comfyui_bridge.bizyair.server_mode import apply_server_mode_key
 from comfyui_bridge.metadata import Cleaned, find_secret, remove_secrets
 from comfyui_bridge.metadata import ogg as ogg_module
+from comfyui_bridge.metadata.structure import MAX_PARTS
 from tests.servers.comfysim import media
 
 # Hypothesis keeps caches in ./.hypothesis by default: that folder would end up in the .difypkg.
@@ -800,15 +801,15 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
-def test_a_png_of_a_million_chunks_is_refused_not_walked():
+def test_a_png_of_too_many_chunks_is_refused_not_walked():
     head = comfy_png()[:33]
-    data = head + _png_chunk(b"teXt", b"") * 1_100_000 + _png_chunk(b"IEND", b"")
+    data = head + _png_chunk(b"teXt", b"") * (MAX_PARTS + 10) + _png_chunk(b"IEND", b"")
     started = time.perf_counter()
     cleaned = remove_secrets(data, [KEY])
     elapsed = time.perf_counter() - started
     assert cleaned.secret_left  # cannot be sure: withheld
-    assert cleaned.problem == "the PNG file could not be read to clean it (more than 1000000 parts to check)"
-    print(f"million-chunk PNG refused in {elapsed:.2f} s")
+    assert cleaned.problem == f"the PNG file could not be read to clean it (more than {MAX_PARTS} parts to check)"
+    print(f"PNG of {MAX_PARTS + 10} chunks refused in {elapsed:.2f} s")
 
 
 def test_a_compressed_text_bomb_is_cut_off():
@@ -1106,8 +1107,16 @@ def test_running_out_of_work_is_never_taken_for_a_merely_broken_tag():
     text = b"\x00prompt\x00" + PROMPT_JSON.encode()
     packed = struct.pack(">I", len(text)) + zlib.compress(text)
     hidden = b"TXXX" + struct.pack(">I", len(packed)) + b"\x00\x80" + packed
-    data = _id3v23((b"TIT2" + bytes(6)) * 1_000_001 + hidden)  # a million empty frames, then the key
+    data = _id3v23((b"TIT2" + bytes(6)) * (MAX_PARTS + 1) + hidden)  # too many empty frames, then the key
     assert KEY.encode() not in data
     cleaned = remove_secrets(data, [KEY])
     assert cleaned.secret_left and find_secret(data, [KEY])
-    assert cleaned.problem == "the ID3 file could not be read to clean it (more than 1000000 parts to check)"
+    assert cleaned.problem == f"the ID3 file could not be read to clean it (more than {MAX_PARTS} parts to check)"
+
+
+def test_a_gif_of_millions_of_tiny_sub_blocks_is_refused():
+    head = b"GIF89a" + struct.pack("<HHBBB", 10, 10, 0, 0, 0) + b"\x2c" + bytes(8) + b"\x00" + b"\x02"
+    data = head + b"\x01\x00" * 4_000_000 + b"\x00\x3b"  # 8 MB of one-byte image sub-blocks
+    cleaned = remove_secrets(data, [KEY])
+    assert cleaned.secret_left
+    assert cleaned.problem == "the GIF file could not be read to clean it (too many GIF sub-blocks)"
