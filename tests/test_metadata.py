@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import json
 import struct
-import tempfile
 import time
 import uuid
 import zlib
@@ -28,7 +27,6 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypothesis.configuration import set_hypothesis_home_dir
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
@@ -37,9 +35,6 @@ from comfyui_bridge.metadata import Cleaned, find_secret, remove_secrets
 from comfyui_bridge.metadata import ogg as ogg_module
 from comfyui_bridge.metadata.structure import MAX_PARTS
 from tests.servers.comfysim import media
-
-# Hypothesis keeps caches in ./.hypothesis by default: that folder would end up in the .difypkg.
-set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "comfyui-bridge-hypothesis")
 
 KEY = "sk-" + "Qm7vT2xLp9Rk4Wd8Hs1Ny6Bc3Fj5Gz0Ua" + "E2iO4uY6tR8eW1qA"
 OTHER_KEY = "sk-" + "not-the-key-" + "0" * 30
