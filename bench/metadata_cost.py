@@ -27,6 +27,7 @@ from tests.servers.comfysim import media  # noqa: E402
 
 KEY = "sk-" + "Qm7vT2xLp9Rk4Wd8Hs1Ny6Bc3Fj5Gz0UaE2iO4uY6tR8eW1qA"
 PROMPT = {"bizyair_magic_node": {"class_type": "BizyAir_PassParameter", "inputs": {}, "_meta": {"api_key": KEY}}}
+NOT_INSIDE = "sk-" + "0" * 48
 TAGS = {"workflow": json.dumps({"nodes": list(range(2000))}), "prompt": json.dumps(PROMPT)}
 
 
@@ -68,9 +69,9 @@ def main() -> None:
     runs = parser.parse_args().runs
     for name, data in (("MP4", big_mp4()), ("PNG", big_png())):
         print(f"{name}: {len(data) / 1e6:.1f} MB")
-        measure(f"{name} remove_secrets, key inside", lambda d=data: remove_secrets(d, [KEY]), runs)
-        measure(f"{name} remove_secrets, key not inside", lambda d=data: remove_secrets(d, ["sk-" + "0" * 48]), runs)
-        cleaned = remove_secrets(data, [KEY]).data
+        measure(f"{name} remove_secrets, key inside", lambda d=data: remove_secrets(d, "", [KEY]), runs)
+        measure(f"{name} remove_secrets, key not inside", lambda d=data: remove_secrets(d, "", [NOT_INSIDE]), runs)
+        cleaned = remove_secrets(data, "", [KEY]).data
         measure(f"{name} find_secret on the cleaned file", lambda d=cleaned: find_secret(d, [KEY]), runs)
 
 

@@ -7,9 +7,9 @@ a secret and leaves the rest; its verdict (`Cleaned.secret_left`) comes from a f
 cleaned bytes. A file that still holds a secret, or that cannot be read well enough to be sure,
 must be withheld by the caller.
 
-    cleaned = remove_secrets(data, [api_key])
-    if cleaned.secret_left: withhold the file (cleaned.problem says why)
-    else: deliver cleaned.data (the input object itself when nothing was removed)
+    cleaned = remove_secrets(data, mime_type, [api_key])
+    if cleaned.clean: deliver cleaned.data (the input object itself when nothing was removed)
+    else: withhold the file (cleaned.problem says why)
 
 Cost: one linear scan per secret form (UTF-8, UTF-16, JSON-escaped) over the file, a structure walk
 (headers only; bounded by `structure.MAX_PARTS`, decompressed text by `MAX_INFLATED`), one copy of
@@ -43,9 +43,17 @@ class Cleaned:
     problem: str = ""             # why, when secret_left (English, holds no secret)
     format: str = ""              # the format read ("" when unknown)
 
+    @property
+    def clean(self) -> bool:
+        """True: `data` holds no secret and may be delivered."""
+        return not self.secret_left
 
-def remove_secrets(data: bytes, secrets: Iterable[str]) -> Cleaned:
-    """Remove every metadata entry holding one of `secrets` from `data`; see the module doc."""
+
+def remove_secrets(data: bytes, mime_type: str, secrets: Iterable[str]) -> Cleaned:
+    """Remove every metadata entry holding one of `secrets` from `data`; see the module doc.
+
+    The format is read from the bytes (a server's name or type decides nothing); `mime_type` only
+    names the file in `problem` when its format is not one this module can edit."""
     needles = Needles(secrets)
     if not needles:
         return Cleaned(data, (), False)
@@ -56,7 +64,8 @@ def remove_secrets(data: bytes, secrets: Iterable[str]) -> Cleaned:
     except TooManyHits:
         return Cleaned(data, (), True, "the file holds the key too many times to clean", name)
     if fmt is None:
-        return Cleaned(data, (), bool(walk.hits), "the key is in a file of a type that cannot be cleaned"
+        kind = _safe_type(mime_type)
+        return Cleaned(data, (), bool(walk.hits), f"the key is in a {kind} file, a type that cannot be cleaned"
                        if walk.hits else "", name)
     if not walk.hits and not fmt.may_hide:
         return Cleaned(data, (), False, "", name)
@@ -95,6 +104,11 @@ def _hides(fmt: Format, data: bytes, walk: Walk) -> bool:
         return bool(fmt.plan(data, walk))
     except _READ_ERRORS:
         return True
+
+
+def _safe_type(mime_type: str) -> str:
+    kind = (mime_type or "").split(";")[0].strip().lower()
+    return kind if kind and len(kind) <= 64 and all(c.isalnum() or c in "/.+-" for c in kind) else "binary"
 
 
 def _reason(exc: BaseException) -> str:
