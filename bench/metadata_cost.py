@@ -58,9 +58,9 @@ def measure(label: str, call, runs: int) -> None:
     result = call()
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    verdict = getattr(result, "secret_left", result)
+    verdict = getattr(result, "still_inside", result)
     print(f"{label:<44} median {statistics.median(times) * 1000:8.1f} ms  max {max(times) * 1000:8.1f} ms"
-          f"  extra memory {peak / 1e6:7.1f} MB  secret_left/found={verdict}")
+          f"  extra memory {peak / 1e6:7.1f} MB  still_inside/found={verdict}")
 
 
 def main() -> None:

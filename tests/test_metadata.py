@@ -613,7 +613,7 @@ def test_the_key_is_removed_and_everything_else_is_kept(case, made):
 def test_a_file_without_the_key_comes_back_as_it_was(case, made):
     cleaned = remove_secrets(made[case.name], "", [OTHER_KEY])
     assert cleaned.data is made[case.name]
-    assert (cleaned.secret_left, cleaned.removed, cleaned.problem) == (False, (), "")
+    assert (cleaned.still_inside, cleaned.removed, cleaned.problem) == (False, (), "")
 
 
 def test_no_secrets_means_no_work():
@@ -645,7 +645,7 @@ def test_the_key_in_other_encodings_is_found_and_removed():
         out = io.BytesIO()
         picture(2).save(out, format="PNG", pnginfo=info)
         cleaned = remove_secrets(out.getvalue(), "", [KEY])
-        assert cleaned.removed == ("PNG iTXt chunk 'comment'",) and not cleaned.secret_left
+        assert cleaned.removed == ("PNG iTXt chunk 'comment'",) and not cleaned.still_inside
     xp_comment = Image.Exif()
     xp_comment[0x9C9C] = KEY.encode("utf-16-le") + b"\0\0"
     xp_comment[0x010F] = "maker"
@@ -653,7 +653,7 @@ def test_the_key_in_other_encodings_is_found_and_removed():
     picture(3).save(out, format="JPEG", exif=xp_comment.tobytes())
     assert KEY.encode() not in out.getvalue()
     cleaned = remove_secrets(out.getvalue(), "", [KEY])
-    assert cleaned.removed == ("JPEG EXIF: EXIF tag 0x9C9C (XPComment)",) and not cleaned.secret_left
+    assert cleaned.removed == ("JPEG EXIF: EXIF tag 0x9C9C (XPComment)",) and not cleaned.still_inside
     assert dict(Image.open(io.BytesIO(cleaned.data)).getexif()) == {0x010F: "maker"}
 
 
@@ -670,7 +670,7 @@ def test_compressed_png_text_is_opened():
         data = out.getvalue()
         assert KEY.encode() not in data and find_secret(data, [KEY])
         cleaned = remove_secrets(data, "", [KEY])
-        assert not cleaned.secret_left and cleaned.removed[0].startswith("PNG ") and "'prompt'" in cleaned.removed[0]
+        assert not cleaned.still_inside and cleaned.removed[0].startswith("PNG ") and "'prompt'" in cleaned.removed[0]
         assert png_texts(cleaned.data) == {"workflow": WORKFLOW_JSON}
         assert pil_frames(cleaned.data) == pil_frames(data)
 
@@ -685,7 +685,7 @@ def test_a_key_split_across_ogg_pages_is_found_and_removed():
     data = media.opus(48000, 2, 48000, tags)
     assert KEY.encode() not in data and find_secret(data, [KEY])
     cleaned = remove_secrets(data, "", [KEY])
-    assert (cleaned.removed, cleaned.secret_left) == (("Ogg comment 'prompt'",), False)
+    assert (cleaned.removed, cleaned.still_inside) == (("Ogg comment 'prompt'",), False)
     packets = ogg_packets(cleaned.data)  # every page CRC right, sequence intact
     assert vorbis_comments(packets[1], b"OpusTags") == {"workflow": filler, "encoder": "Lavc61.19.100 libopus"}
     assert len(cleaned.data) == len(data) and packets[2:] == ogg_packets(data)[2:]
@@ -696,7 +696,7 @@ def test_a_key_split_across_gif_sub_blocks_is_found_and_removed():
     data = custom_gif(comment)
     assert KEY.encode() not in data and find_secret(data, [KEY])
     cleaned = remove_secrets(data, "", [KEY])
-    assert (cleaned.removed, cleaned.secret_left) == (("GIF comment extension",), False)
+    assert (cleaned.removed, cleaned.still_inside) == (("GIF comment extension",), False)
     assert pil_frames(cleaned.data) == pil_frames(data)
 
 
@@ -714,7 +714,7 @@ def test_a_compressed_id3_frame_is_opened():
     data = _id3v23(compressed + plain)
     assert KEY.encode() not in data and find_secret(data, [KEY])
     cleaned = remove_secrets(data, "", [KEY])
-    assert (cleaned.removed, cleaned.secret_left) == (("ID3 TXXX frame",), False)
+    assert (cleaned.removed, cleaned.still_inside) == (("ID3 TXXX frame",), False)
     assert id3_frames(cleaned.data) == [(b"TXXX", b"\x00workflow\x00")] and len(cleaned.data) == len(data)
 
 
@@ -722,7 +722,7 @@ def test_an_encrypted_id3_frame_cannot_be_read_so_it_goes():
     encrypted = b"TXXX" + struct.pack(">I", 12) + b"\x00\x40" + b"\x01" + _noise(1, 11)
     data = _id3v23(encrypted)
     cleaned = remove_secrets(data, "", [KEY])
-    assert cleaned.removed == ("ID3 TXXX frame (encrypted, cannot be checked)",) and not cleaned.secret_left
+    assert cleaned.removed == ("ID3 TXXX frame (encrypted, cannot be checked)",) and not cleaned.still_inside
 
 
 # ---- what cannot be cleaned is reported ---------------------------------------------------------
@@ -733,7 +733,7 @@ def test_a_key_in_the_pixels_is_reported_not_hidden():
             + media.chunk(b"IDAT", zlib.compress(b"\x00" + KEY.encode(), 0)) + media.chunk(b"IEND", b""))
     assert Image.open(io.BytesIO(data)).tobytes() == KEY.encode()  # stored deflate block: the key as pixels
     cleaned = remove_secrets(data, "", [KEY])
-    assert cleaned.secret_left and cleaned.removed == ()
+    assert cleaned.still_inside and cleaned.removed == ()
     assert cleaned.problem == "the key is still in the PNG file outside the metadata that can be removed"
 
 
@@ -742,7 +742,7 @@ def test_a_key_in_video_data_is_reported_and_the_metadata_still_goes(made):
     mdat = next(p for n, p, _ in mp4_boxes(bytes(data)) if n == "/mdat")
     data[mdat + 20:mdat + 20 + len(KEY)] = KEY.encode()
     cleaned = remove_secrets(bytes(data), "", [KEY])
-    assert cleaned.secret_left and cleaned.removed == ("MP4 ilst item 2 box",)
+    assert cleaned.still_inside and cleaned.removed == ("MP4 ilst item 2 box",)
     assert cleaned.data.count(KEY.encode()) == 1
 
 
@@ -782,8 +782,8 @@ def test_truncated_files_give_a_verdict_not_an_exception(name, made):
         cleaned = remove_secrets(piece, "", [KEY])
         assert isinstance(cleaned, Cleaned)
         if KEY.encode() in piece:
-            assert cleaned.secret_left or KEY.encode() not in cleaned.data
-        if not cleaned.secret_left:
+            assert cleaned.still_inside or KEY.encode() not in cleaned.data
+        if not cleaned.still_inside:
             assert KEY.encode() not in cleaned.data and not find_secret(cleaned.data, [KEY])
 
 
@@ -791,7 +791,7 @@ def test_a_truncated_file_holding_the_key_in_its_metadata_is_withheld(made):
     data = made["sim-mp4"]
     piece = data[:data.find(KEY.encode()) + len(KEY) + 5]  # the moov box now runs past the end
     cleaned = remove_secrets(piece, "", [KEY])
-    assert cleaned.secret_left and cleaned.data is piece
+    assert cleaned.still_inside and cleaned.data is piece
     assert cleaned.problem == "the MP4 file could not be read to clean it (MP4 box runs past its parent)"
 
 
@@ -805,7 +805,7 @@ def test_a_png_of_too_many_chunks_is_refused_not_walked():
     started = time.perf_counter()
     cleaned = remove_secrets(data, "", [KEY])
     elapsed = time.perf_counter() - started
-    assert cleaned.secret_left  # cannot be sure: withheld
+    assert cleaned.still_inside  # cannot be sure: withheld
     assert cleaned.problem == f"the PNG file could not be read to clean it (more than {MAX_PARTS} parts to check)"
     print(f"PNG of {MAX_PARTS + 10} chunks refused in {elapsed:.2f} s")
 
@@ -814,7 +814,7 @@ def test_a_compressed_text_bomb_is_cut_off():
     bomb = zlib.compress(bytes(80 * 1024 * 1024), 9)
     data = comfy_png()[:33] + _png_chunk(b"zTXt", b"bomb\x00\x00" + bomb) + _png_chunk(b"IEND", b"")
     cleaned = remove_secrets(data, "", [KEY])
-    assert cleaned.secret_left
+    assert cleaned.still_inside
     assert cleaned.problem == "the PNG file could not be read to clean it (more than 64 MiB of compressed text)"
 
 
@@ -824,7 +824,7 @@ def test_deeply_nested_boxes_do_not_recurse():
         inner = struct.pack(">I4s", 8 + len(inner), b"udta") + inner
     data = media.mp4(64, 64, 2, 2.0, "n") + inner
     cleaned = remove_secrets(data, "", [KEY])
-    assert not cleaned.secret_left and cleaned.removed == ("MP4 udta box",)
+    assert not cleaned.still_inside and cleaned.removed == ("MP4 udta box",)
     assert len(cleaned.data) == len(data)
 
 
@@ -837,7 +837,7 @@ def test_an_exif_directory_that_points_to_itself_ends():
     riff += b"EXIF" + struct.pack("<I", len(data)) + data + (b"\0" if len(data) % 2 else b"")
     webp = b"RIFF" + struct.pack("<I", len(riff)) + riff
     cleaned = remove_secrets(webp, "", [KEY])
-    assert (cleaned.removed, cleaned.secret_left) == (("WebP EXIF: EXIF tag 0x0110 (Model)",), False)
+    assert (cleaned.removed, cleaned.still_inside) == (("WebP EXIF: EXIF tag 0x0110 (Model)",), False)
 
 
 def test_a_comment_count_of_four_billion_is_malformed():
@@ -845,13 +845,13 @@ def test_a_comment_count_of_four_billion_is_malformed():
     count_at = data.find(media.LAVF.encode()) + len(media.LAVF)
     data[count_at:count_at + 4] = b"\xff\xff\xff\xff"
     cleaned = remove_secrets(bytes(data), "", [KEY])
-    assert cleaned.secret_left and cleaned.problem.startswith("the FLAC file could not be read to clean it (")
+    assert cleaned.still_inside and cleaned.problem.startswith("the FLAC file could not be read to clean it (")
 
 
 def test_too_many_copies_of_the_key_are_refused():
     data = media.png(8, 8, (0, 0, 0), {"prompt": KEY * 20_000})
     cleaned = remove_secrets(data, "", [KEY])
-    assert cleaned.secret_left and cleaned.problem == "the file holds the key too many times to clean"
+    assert cleaned.still_inside and cleaned.problem == "the file holds the key too many times to clean"
 
 
 MAGICS = [b"\x89PNG\r\n\x1a\n", b"RIFF\x00\x10\x00\x00WEBP", b"\xff\xd8\xff", b"GIF89a", b"\x00\x00\x00\x18ftyp",
@@ -865,8 +865,8 @@ def test_garbage_never_raises_and_never_passes_a_key(magic, body, with_key, at):
     data = magic + (body[:at] + KEY.encode() + body[at:] if with_key else body)
     cleaned = remove_secrets(data, "", [KEY])
     if with_key:
-        assert cleaned.secret_left or KEY.encode() not in cleaned.data
-    if not cleaned.secret_left:
+        assert cleaned.still_inside or KEY.encode() not in cleaned.data
+    if not cleaned.still_inside:
         assert KEY.encode() not in cleaned.data and not find_secret(cleaned.data, [KEY])
 
 
@@ -880,7 +880,7 @@ def test_mutated_real_files_never_raise_and_never_pass_a_key(made, name, edits, 
         data[min(len(data) - 1, int(where * len(data)))] = value
     piece = bytes(data[:max(1, int(cut * len(data)))])
     cleaned = remove_secrets(piece, "", [KEY])
-    if not cleaned.secret_left:
+    if not cleaned.still_inside:
         assert KEY.encode() not in cleaned.data and not find_secret(cleaned.data, [KEY])
         for form in (KEY.encode("utf-16-le"), KEY.encode("utf-16-be")):
             assert form not in cleaned.data
@@ -923,7 +923,7 @@ def test_png_cleaning_keeps_the_pixels_and_exactly_the_entries_without_the_key(s
 
     cleaned = remove_secrets(data, "", [KEY])
 
-    assert not cleaned.secret_left
+    assert not cleaned.still_inside
     assert png_texts(cleaned.data) == expected
     assert Image.open(io.BytesIO(cleaned.data)).tobytes() == pixels
     idat = [body for kind, body in png_chunks(data) if kind == b"IDAT"]
@@ -945,7 +945,7 @@ def test_comment_cleaning_keeps_exactly_the_comments_without_the_key(comments, f
 
     cleaned = remove_secrets(data, "", [KEY])
 
-    assert not cleaned.secret_left and len(cleaned.removed) == (1 if len(expected) < len(tags) else 0)
+    assert not cleaned.still_inside and len(cleaned.removed) == (1 if len(expected) < len(tags) else 0)
     if fmt == "opus":
         comments_left = vorbis_comments(ogg_packets(cleaned.data)[1], b"OpusTags")
         assert ogg_packets(cleaned.data)[2:] == ogg_packets(data)[2:]
@@ -1010,7 +1010,7 @@ def test_every_save_node_of_the_test_server_embeds_the_key_and_none_comes_back(c
         data = requests.get(comfy_server.url + "/view", params=item, timeout=10).content
         assert KEY.encode() in data, (node, item["filename"])
         cleaned = remove_secrets(data, "", [KEY])
-        assert not cleaned.secret_left and KEY.encode() not in cleaned.data, (node, cleaned)
+        assert not cleaned.still_inside and KEY.encode() not in cleaned.data, (node, cleaned)
         assert cleaned.removed, (node, item["filename"])
         kept = (WORKFLOW_JSON, json.dumps(WORKFLOW_JSON)[1:-1])  # latents hold it as a JSON string
         assert any(k.encode() in cleaned.data for k in kept), (node, item["filename"])  # extra_pnginfo stays
@@ -1026,7 +1026,7 @@ def test_a_compressed_movie_header_cannot_be_checked_so_the_file_is_withheld(mad
     data = data[:moov[0]] + grown + data[moov[0] + moov[1]:]
     assert find_secret(data, [OTHER_KEY])
     cleaned = remove_secrets(data, "", [OTHER_KEY])
-    assert cleaned.secret_left
+    assert cleaned.still_inside
     assert cleaned.problem == "the MP4 file could not be read to clean it (compressed movie header (cannot be checked))"
 
 
@@ -1039,7 +1039,7 @@ def test_webp_xmp_goes_and_the_riff_and_vp8x_follow():
     data = out.getvalue()
     assert riff_chunks(data)[0][1][0] & 0x0C == 0x0C  # VP8X says: EXIF and XMP present
     cleaned = remove_secrets(data, "", [KEY])
-    assert (cleaned.removed, cleaned.secret_left) == (("WebP XMP chunk",), False)
+    assert (cleaned.removed, cleaned.still_inside) == (("WebP XMP chunk",), False)
     chunks = riff_chunks(cleaned.data)  # RIFF size right, chunks fill it
     assert chunks[0][1][0] & 0x0C == 0x08 and b"XMP " not in [kind for kind, _ in chunks]
     assert pil_frames(cleaned.data) == pil_frames(data)
@@ -1057,7 +1057,7 @@ def test_a_flac_picture_holding_the_key_goes_and_the_last_block_flag_moves():
     data = (data[:last_start] + b"\x01" + data[last_start + 1:blocks_end]
             + b"\x86" + len(picture_body).to_bytes(3, "big") + picture_body + data[blocks_end:])
     cleaned = remove_secrets(data, "", [KEY])
-    assert (cleaned.removed, cleaned.secret_left) == (("FLAC PICTURE block",), False)
+    assert (cleaned.removed, cleaned.still_inside) == (("FLAC PICTURE block",), False)
     assert [kind for kind, _ in flac_blocks(cleaned.data)] == [0, 4, 1]  # PADDING is last again
     assert cleaned.data[-100:] == data[-100:]
 
@@ -1067,7 +1067,7 @@ def test_an_unsynchronised_id3_tag_holding_the_key_is_emptied_whole():
     data = bytearray(_id3v23(frame))
     data[5] = 0x80  # whole-tag unsynchronisation: the frames cannot be walked as they are
     cleaned = remove_secrets(bytes(data), "", [KEY])
-    assert (cleaned.removed, cleaned.secret_left) == (("ID3 tag (whole tag)",), False)
+    assert (cleaned.removed, cleaned.still_inside) == (("ID3 tag (whole tag)",), False)
     assert id3_frames(cleaned.data) == [] and len(cleaned.data) == len(data)
 
 
@@ -1078,13 +1078,13 @@ def test_a_key_in_matroska_media_is_reported_and_a_key_in_a_void_is_zeroed(made)
     block = next(c for c in ebml_children(data, cluster[1], cluster[2]) if c[0] == 0xA3)
     in_media = data[:block[1] + 10] + KEY.encode() + data[block[1] + 10 + len(KEY):]
     cleaned = remove_secrets(in_media, "", [KEY])
-    assert cleaned.secret_left and cleaned.removed == ("Matroska SimpleTag 'PROMPT'",)
+    assert cleaned.still_inside and cleaned.removed == ("Matroska SimpleTag 'PROMPT'",)
 
     void = media.ebml(0xEC, b"old tags: " + KEY.encode())  # left over from an earlier edit of the file
     header_end = ebml_children(data, 0, len(data))[0][2]
     with_void = data[:header_end] + media.ebml(0x18538067, data[segment[1]:segment[2]] + void)
     cleaned = remove_secrets(with_void, "", [KEY])
-    assert (cleaned.secret_left, cleaned.removed) == (False, ("Matroska SimpleTag 'PROMPT'", "Matroska Void data"))
+    assert (cleaned.still_inside, cleaned.removed) == (False, ("Matroska SimpleTag 'PROMPT'", "Matroska Void data"))
     want = {k: v for k, v in matroska_tags(data).items() if k != "PROMPT"}
     assert matroska_tags(cleaned.data) == want and len(cleaned.data) == len(with_void)
 
@@ -1098,7 +1098,7 @@ def test_a_key_in_a_latent_tensor_name_is_reported():
     raw += b" " * (-len(raw) % 8)
     data = struct.pack("<Q", len(raw)) + raw + full[8 + length:]
     cleaned = remove_secrets(data, "", [KEY])
-    assert cleaned.secret_left and cleaned.removed == ()
+    assert cleaned.still_inside and cleaned.removed == ()
 
 
 def test_running_out_of_work_is_never_taken_for_a_merely_broken_tag():
@@ -1108,7 +1108,7 @@ def test_running_out_of_work_is_never_taken_for_a_merely_broken_tag():
     data = _id3v23((b"TIT2" + bytes(6)) * (MAX_PARTS + 1) + hidden)  # too many empty frames, then the key
     assert KEY.encode() not in data
     cleaned = remove_secrets(data, "", [KEY])
-    assert cleaned.secret_left and find_secret(data, [KEY])
+    assert cleaned.still_inside and find_secret(data, [KEY])
     assert cleaned.problem == f"the ID3 file could not be read to clean it (more than {MAX_PARTS} parts to check)"
 
 
@@ -1116,5 +1116,5 @@ def test_a_gif_of_millions_of_tiny_sub_blocks_is_refused():
     head = b"GIF89a" + struct.pack("<HHBBB", 10, 10, 0, 0, 0) + b"\x2c" + bytes(8) + b"\x00" + b"\x02"
     data = head + b"\x01\x00" * 4_000_000 + b"\x00\x3b"  # 8 MB of one-byte image sub-blocks
     cleaned = remove_secrets(data, "", [KEY])
-    assert cleaned.secret_left
+    assert cleaned.still_inside
     assert cleaned.problem == "the GIF file could not be read to clean it (too many GIF sub-blocks)"

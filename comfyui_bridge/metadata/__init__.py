@@ -3,7 +3,7 @@
 In BizyAir server mode the key travels inside the queued prompt, and ComfyUI's save nodes write
 the queued prompt into every output's metadata (PNG text chunks, WebP EXIF, MP4 / WebM tags, FLAC /
 MP3 / Opus comments, safetensors metadata). `remove_secrets` removes each metadata entry that holds
-a secret and leaves the rest; its verdict (`Cleaned.secret_left`) comes from a final scan of the
+a secret and leaves the rest; its verdict (`Cleaned.still_inside`) comes from a final scan of the
 cleaned bytes. A file that still holds a secret, or that cannot be read well enough to be sure,
 must be withheld by the caller.
 
@@ -39,14 +39,14 @@ _READ_ERRORS = (Malformed, TooManyHits, ValueError, IndexError, KeyError, struct
 class Cleaned:
     data: bytes                   # the file to deliver (the input itself when nothing was removed)
     removed: tuple[str, ...]      # what was removed, e.g. "PNG tEXt chunk 'prompt'"
-    secret_left: bool             # True: a secret is, or may be, still inside: withhold the file
-    problem: str = ""             # why, when secret_left (English, holds no secret)
+    still_inside: bool            # True: a secret is, or may be, still inside: withhold the file
+    problem: str = ""             # why, when still_inside (English, holds no secret)
     format: str = ""              # the format read ("" when unknown)
 
     @property
     def clean(self) -> bool:
         """True: `data` holds no secret and may be delivered."""
-        return not self.secret_left
+        return not self.still_inside
 
 
 def remove_secrets(data: bytes, mime_type: str, secrets: Iterable[str]) -> Cleaned:

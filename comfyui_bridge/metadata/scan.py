@@ -14,8 +14,8 @@ import json
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 
-# Shorter values would match by chance inside compressed media; a BizyAir key is ~50 characters.
-MIN_SECRET_LENGTH = 8
+# Shorter secrets would match by chance inside compressed media; a BizyAir key is ~50 characters.
+MIN_LENGTH = 8
 # More copies than this means a file built to make us work, not a ComfyUI output.
 MAX_HITS = 10_000
 
@@ -24,9 +24,10 @@ class TooManyHits(Exception):
     """The file holds more copies of a secret than `MAX_HITS`."""
 
 
-def _forms(secret: str) -> set[str]:
-    once = json.dumps(secret)[1:-1]
-    return {secret, once, json.dumps(once)[1:-1], html.escape(secret, quote=True)}
+def _forms(word: str) -> set[str]:
+    """The ways `word` is written in files: as is, JSON-escaped once and twice, XML-escaped."""
+    once = json.dumps(word)[1:-1]
+    return {word, once, json.dumps(once)[1:-1], html.escape(word, quote=True)}
 
 
 def _encodings(form: str) -> set[bytes]:
@@ -41,7 +42,7 @@ class Needles:
     """The byte patterns of a set of secrets."""
 
     def __init__(self, secrets: Iterable[str]):
-        words = sorted({s.strip() for s in secrets if isinstance(s, str) and len(s.strip()) >= MIN_SECRET_LENGTH})
+        words = sorted({s.strip() for s in secrets if isinstance(s, str) and len(s.strip()) >= MIN_LENGTH})
         patterns: set[bytes] = set()
         for word in words:
             for form in _forms(word):
@@ -84,8 +85,8 @@ class Needles:
 
     def leaks(self, text: str) -> bool:
         """True if `text` holds any 8 consecutive characters of a secret (labels must not)."""
-        return any(word[i:i + MIN_SECRET_LENGTH] in text
-                   for word in self.words for i in range(len(word) - MIN_SECRET_LENGTH + 1))
+        return any(word[i:i + MIN_LENGTH] in text
+                   for word in self.words for i in range(len(word) - MIN_LENGTH + 1))
 
 
 class Hits:
