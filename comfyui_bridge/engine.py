@@ -600,8 +600,8 @@ def _without_key(files: list[OutputFile], key: str) -> tuple[list[OutputFile], l
             f.data = cleaned.data
             kept.append(f)
         else:
-            notes.append(f"{f.name} was withheld: it contains the BizyAir API key (ComfyUI writes the queued prompt "
-                         "into its metadata) and the key could not be removed from this file type.")
+            notes.append(f"{f.name} was withheld: ComfyUI wrote the queued prompt, which carries the BizyAir API "
+                         f"key in server mode, into it, and the key could not be removed ({cleaned.problem}).")
     return kept, notes
 
 
