@@ -204,7 +204,7 @@ class Engine:
         rename_images(plan.graph, plan.changes, uploaded)
         key = self._server_mode_key(client, deadline)
         if key:
-            bizyair.apply_server_mode_key(plan.graph, {}, key, prompt_id)
+            bizyair.apply_server_mode_key(plan.graph, key, prompt_id)
         return _Ready(request, nodeinfo, uploaded, plan, key)
 
     # ---- submit now, collect later ----------------------------------------------------------------
@@ -354,7 +354,7 @@ class Engine:
             log.info("ComfyUI rejected a plan made with cached definitions; planning again")
             plan = build_plan(ready.request.workflow, ready.request, ready.nodeinfo, ready.uploaded)
             if ready.key:
-                bizyair.apply_server_mode_key(plan.graph, {}, ready.key, prompt_id)
+                bizyair.apply_server_mode_key(plan.graph, ready.key, prompt_id)
             accepted = client.queue_prompt(plan.graph, prompt_id, client_id, deadline=deadline)
         plan.warnings.extend(_skipped_outputs(accepted, plan.graph))
         return plan

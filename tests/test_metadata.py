@@ -46,7 +46,7 @@ def queued_prompt(key: str = KEY) -> dict:
     """A queued graph the way the engine sends it in server mode: the key in the magic node."""
     graph = {"1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0}},
              "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "ComfyUI"}}}
-    apply_server_mode_key(graph, {}, key, prompt_id="3f0c2b7e-prompt")
+    apply_server_mode_key(graph, key, prompt_id="3f0c2b7e-prompt")
     return graph
 
 
@@ -991,7 +991,7 @@ def _graph_with_every_save_node() -> dict:
 def test_every_save_node_of_the_test_server_embeds_the_key_and_none_comes_back(comfy_server):
     comfy_server.config(bizyair_state="server_mode", bizyair_valid_keys=[KEY])
     graph = _graph_with_every_save_node()
-    apply_server_mode_key(graph, {}, KEY, prompt_id="md-1")
+    apply_server_mode_key(graph, KEY, prompt_id="md-1")
     resp = requests.post(comfy_server.url + "/prompt", timeout=10, json={
         "prompt": graph, "client_id": "md", "extra_data": {"extra_pnginfo": EXTRA}})
     assert resp.status_code == 200, resp.text
