@@ -50,14 +50,15 @@ for _p in (ROOT / "tests" / "e2e", ROOT / "tests" / "servers", ROOT / "tests", R
     if str(_p) not in sys.path:
         sys.path.insert(1, str(_p))
 
-from comfyui_bridge.endpoint import parse_servers  # noqa: E402
-from comfyui_bridge.engine import Engine  # noqa: E402
-from comfyui_bridge.models import RunRequest  # noqa: E402
-from comfyui_bridge.storage.cos import CosSettings, CosStorage  # noqa: E402
 from floor import FloorClient  # noqa: E402
 from measure import med_p90, mib, paired, summary_ms  # noqa: E402
 from plugin_proc import Invocation, TimedPlugin  # noqa: E402
 from servers import Comfy, Cos, given_cos, start_local_cos, start_sim  # noqa: E402
+
+from comfyui_bridge.endpoint import parse_servers  # noqa: E402
+from comfyui_bridge.engine import Engine  # noqa: E402
+from comfyui_bridge.models import RunRequest  # noqa: E402
+from comfyui_bridge.storage.cos import CosSettings, CosStorage  # noqa: E402
 
 WORKFLOWS = ROOT / "tests" / "fixtures" / "workflows"
 RESULTS = BENCH / "results" / "latest.json"
@@ -568,7 +569,7 @@ def main(argv: list[str]) -> int:
     comfy = cos = plugin = None
     results: dict = {"errors": {}, "skipped": {}}
     results["meta"] = {
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
         "nproc": os.cpu_count(), "python": platform.python_version(),
         "command": "python bench/run.py" + "".join(f" {a}" for a in argv),
         "against": args.url or "the ComfyUI test server (tests/servers/comfyui_server.py)",

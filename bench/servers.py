@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
-
 from comfy_fixture import ComfyServer, start_comfy_server
 from cos_fixture import COS_AK, COS_APPID, COS_REGION, COS_SK, LAUNCHER, CosServer, _read_port
 

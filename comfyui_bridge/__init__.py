@@ -16,8 +16,20 @@ all go through this API:
 from .deadline import Deadline
 from .endpoint import ServerConfig, parse_servers
 from .engine import Collected, Engine, Submitted
-from .errors import (AuthRejected, BadResponse, BridgeError, ConnectionFailed, ExecutionFailed, InputError,
-                     NotComfyUI, PromptRejected, RunLost, RunTimeout, StorageError, WorkflowFormatError)
+from .errors import (
+    AuthRejected,
+    BadResponse,
+    BridgeError,
+    ConnectionFailed,
+    ExecutionFailed,
+    InputError,
+    NotComfyUI,
+    PromptRejected,
+    RunLost,
+    RunTimeout,
+    StorageError,
+    WorkflowFormatError,
+)
 from .jobs import Job
 from .models import OutputFile, RunRequest, RunResult
 from .workflow import load_workflow, parse_workflow

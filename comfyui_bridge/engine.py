@@ -31,13 +31,13 @@ from .errors import (
     RunLost,
     RunTimeout,
 )
+from .images import rename_images
 from .jobs import Job
 from .jsonsafe import shown
 from .media import classify, extension
 from .models import NodeFailure, OutputFile, OutputRef, Plan, RunRequest, RunResult
 from .nodeinfo import NodeInfo
 from .outputs import collect_refs, download, make_file
-from .images import rename_images
 from .plan import build_plan
 from .rejections import describe_rejection
 from .run import Outcome, Progress, RunFollower, settle

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .scrub import one_line
 from .jsonsafe import as_dict
+from .scrub import one_line
 
 MAX_LINES = 20   # one per failing input; a hostile answer may list thousands
 

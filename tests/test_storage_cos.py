@@ -11,12 +11,11 @@ import hashlib
 import os
 import socket
 import tracemalloc
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from cos_fixture import (COS_AK, COS_REGION, COS_SECRETS, COS_SK, COS_TMP_AK, COS_TMP_SK, COS_TOKEN,
-                         fetch)
+from cos_fixture import COS_AK, COS_REGION, COS_SECRETS, COS_SK, COS_TMP_AK, COS_TMP_SK, COS_TOKEN, fetch
 
 from comfyui_bridge.errors import InputError, StorageError
 from comfyui_bridge.models import OutputFile, OutputRef
@@ -31,7 +30,7 @@ WRONG_AK = "AKIDwrongSecretIdValue1234567890ab"
 WRONG_TOKEN = "wrongStsToken9z8y7x6w5v4u3t2s1r0q"
 ALL_SECRETS = COS_SECRETS + (WRONG_SK, WRONG_AK, WRONG_TOKEN)
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
-WHEN = datetime(2025, 3, 4, 23, 59, tzinfo=timezone.utc)
+WHEN = datetime(2025, 3, 4, 23, 59, tzinfo=UTC)
 
 
 def assert_clean(*texts: object) -> None:

@@ -6,8 +6,15 @@ from pathlib import Path
 import pytest
 
 from comfyui_bridge.errors import InputError, WorkflowFormatError
-from comfyui_bridge.workflow import (MAX_BYTES, MAX_DEPTH, Workflow, detect_format, id_sort_key, load_workflow,
-                                     parse_workflow)
+from comfyui_bridge.workflow import (
+    MAX_BYTES,
+    MAX_DEPTH,
+    Workflow,
+    detect_format,
+    id_sort_key,
+    load_workflow,
+    parse_workflow,
+)
 
 FIX = Path(__file__).parent / "fixtures"
 SDXL = FIX / "workflows/bizyair/sdxl_ksampler_txt2img_api.json"

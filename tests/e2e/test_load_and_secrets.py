@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
 from cos_fixture import COS_AK, COS_SK, fetch
 from stdio_harness import PluginProcess
 

@@ -9,7 +9,6 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from cos_fixture import COS_AK, COS_SK, fetch
 from stdio_harness import PluginProcess
 

@@ -138,7 +138,7 @@ class ComfyServer:
         if self.process.stdout:
             self.process.stdout.close()
 
-    def __enter__(self) -> "ComfyServer":
+    def __enter__(self) -> ComfyServer:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -89,7 +89,6 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 from aiohttp import web  # noqa: E402
-
 from comfysim import app as sim_app  # noqa: E402
 from comfysim.engine import ServerState  # noqa: E402
 from comfysim.files import FileStore  # noqa: E402

@@ -20,7 +20,8 @@ import time
 import traceback as tb_module
 import uuid
 from collections import Counter
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import graph, nodes
 from .files import FileStore, SaveOutsideOutput, file_sha256
@@ -77,7 +78,7 @@ def now_ms() -> int:
 class Run:
     """One prompt being executed."""
 
-    def __init__(self, state: "ServerState", item: tuple, epoch: int):
+    def __init__(self, state: ServerState, item: tuple, epoch: int):
         self.state = state
         self.item = item
         self.number, self.prompt_id, self.prompt, self.extra_data, self.outputs = item[:5]
@@ -130,7 +131,7 @@ class Run:
 class NodeContext:
     """What an executor gets besides its inputs. See comfyui_server.py for the contract."""
 
-    def __init__(self, state: "ServerState", run: Run, node_id: str, info: dict):
+    def __init__(self, state: ServerState, run: Run, node_id: str, info: dict):
         self.state = state
         self.run = run
         self.node_id = node_id

@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 # A class "has VALIDATE_INPUTS(<input>)" when one of its combos is an upload picker or a
 # BizyAir model list that is filled at run time ("to choose"): the combo list is not checked.
