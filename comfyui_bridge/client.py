@@ -95,7 +95,8 @@ class ComfyClient:
         if deadline.expired():
             raise requests.exceptions.ReadTimeout("deadline passed before sending")
         resp = self.session.request(method, self.server.url(path), headers=headers, stream=True,
-                                    timeout=(deadline.timeout(self.connect_timeout), deadline.timeout(self.read_timeout)),
+                                    timeout=(deadline.timeout(self.connect_timeout),
+                                             deadline.timeout(self.read_timeout)),
                                     allow_redirects=False, **kw)
         if resp.status_code in (401, 403):
             resp.close()
@@ -110,7 +111,8 @@ class ComfyClient:
             where = resp.headers.get("Location", "")
             resp.close()
             raise NotComfyUI(
-                f"{self.server.label} redirected {path.split('?')[0]} to {one_line(where, 120, self.server.secrets())}. "
+                f"{self.server.label} redirected {path.split('?')[0]} to "
+                f"{one_line(where, 120, self.server.secrets())}. "
                 "Use the final ComfyUI address (a login page in front of ComfyUI needs a token instead).",
                 message_zh=f"{self.server.label} 将请求重定向到了别处。请填写最终的 ComfyUI 地址。",
                 detail={"server": self.server.label, "status": resp.status_code})
@@ -123,14 +125,16 @@ class ComfyClient:
         return ConnectionFailed(
             f"ComfyUI at {self.server.label} did not finish answering {method} {route} in time. The server "
             "may be overloaded or frozen.",
-            message_zh=f"{self.server.label} 上的 ComfyUI 未能在时限内完成对 {method} {route} 的响应，服务器可能过载或卡死。",
+            message_zh=f"{self.server.label} 上的 ComfyUI 未能在时限内完成对 {method} {route} 的响应，"
+                       "服务器可能过载或卡死。",
             detail={"server": self.server.label, "path": route}, code="timeout")
 
     def _too_large(self, route: str, max_bytes: int) -> BadResponse:
         return BadResponse(
             f"ComfyUI at {self.server.label} answered {route} with more than {max_bytes // (1024 * 1024)} MB; "
             "the answer was not read. The server is misbehaving (or is not ComfyUI).",
-            message_zh=f"{self.server.label} 对 {route} 的响应超过 {max_bytes // (1024 * 1024)} MB，未读取。服务器行为异常。",
+            message_zh=f"{self.server.label} 对 {route} 的响应超过 {max_bytes // (1024 * 1024)} MB，未读取。"
+                       "服务器行为异常。",
             detail={"server": self.server.label, "path": route}, code="too_large")
 
     def _transport_error(self, exc: BaseException, method: str, route: str, deadline: Deadline) -> ConnectionFailed:
@@ -159,7 +163,8 @@ class ComfyClient:
             return ConnectionFailed(
                 f"The host name in {host} cannot be resolved. Check the spelling; inside Docker use the "
                 "service name or host.docker.internal, not localhost.",
-                message_zh=f"{host} 中的主机名无法解析。请检查拼写；在 Docker 中请使用服务名或 host.docker.internal，而不是 localhost。",
+                message_zh=f"{host} 中的主机名无法解析。请检查拼写；"
+                           "在 Docker 中请使用服务名或 host.docker.internal，而不是 localhost。",
                 detail={"server": host}, code="dns_failed")
         if "refused" in text.lower():
             return ConnectionFailed(
@@ -167,7 +172,8 @@ class ComfyClient:
                 "and the port is right; from Dify's containers, 127.0.0.1 is the container itself "
                 "(use host.docker.internal or the server's LAN address).",
                 message_zh=f"连接 {host} 被拒绝：该端口没有服务在监听。请确认 ComfyUI 正在运行且端口正确；"
-                           "在 Dify 容器中 127.0.0.1 指向容器自身（请使用 host.docker.internal 或服务器的局域网地址）。",
+                           "在 Dify 容器中 127.0.0.1 指向容器自身"
+                           "（请使用 host.docker.internal 或服务器的局域网地址）。",
                 detail={"server": host}, code="refused")
         return ConnectionFailed(f"Cannot talk to {host} ({method} {route}): {self._why(exc)}",
                                 message_zh=f"无法与 {host} 通信。", detail={"server": host, "path": route})
@@ -201,7 +207,8 @@ class ComfyClient:
                 raise NotComfyUI(
                     f"{self.server.label} answered {route} with an HTML page, not ComfyUI's JSON. The URL "
                     "probably points at a web page or proxy login, not at ComfyUI.",
-                    message_zh=f"{self.server.label} 返回了网页而不是 ComfyUI 的 JSON，地址可能指向了网页或代理登录页。",
+                    message_zh=f"{self.server.label} 返回了网页而不是 ComfyUI 的 JSON，"
+                               "地址可能指向了网页或代理登录页。",
                     detail={"server": self.server.label, "path": route}) from None
             raise BadResponse(
                 f"ComfyUI at {self.server.label} answered {route} with a body that is not JSON.",

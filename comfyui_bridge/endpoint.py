@@ -82,7 +82,7 @@ def parse_base_url(raw: str) -> str:
         raise InputError(f"'{raw.strip()}' is not an http(s) URL. Use a form like http://host:8188.",
                          message_zh=f"“{raw.strip()}” 不是 http(s) 地址，请使用 http://主机:8188 这样的形式。")
     try:
-        parts.port
+        _ = parts.port   # reading it raises ValueError for a port that is not a number (or out of range)
     except ValueError:
         raise InputError(f"The port in '{raw.strip()}' is not a number.",
                          message_zh=f"“{raw.strip()}” 中的端口不是数字。") from None

@@ -285,7 +285,8 @@ class Engine:
         client = self.client_factory(self._server_of(job))
         deadline = deadline or Deadline.after(COLLECT_MARGIN)
         try:
-            files, failed = download(client, list(job.outputs), job.prompt_id, deadline, OutputBudget(self.output_limit))
+            files, failed = download(client, list(job.outputs), job.prompt_id, deadline,
+                                     OutputBudget(self.output_limit))
             plan = job.plan()
             if job.key_injected:
                 files, withheld = _without_key(files, self.bizyair_key)
@@ -315,7 +316,8 @@ class Engine:
         raise InputError(
             f"The job ran on {label}, which is no longer in the plugin's ComfyUI addresses. Add it back to "
             "collect the job, or submit the workflow again.",
-            message_zh=f"该任务运行在 {label} 上，但插件的 ComfyUI 地址中已没有该服务器。请重新添加后再收取，或重新提交工作流。",
+            message_zh=f"该任务运行在 {label} 上，但插件的 ComfyUI 地址中已没有该服务器。"
+                       "请重新添加后再收取，或重新提交工作流。",
             code="job_server_gone")
 
     def _still_going(self, client: ComfyClient, job: Job, deadline: Deadline, watch: _Watch,
@@ -403,7 +405,8 @@ class Engine:
             result.error = BadResponse(
                 f"ComfyUI at {client.server.label} answered /history in an unexpected form: the run is over but "
                 "its status cannot be read.",
-                message_zh=f"{client.server.label} 上的 ComfyUI 对 /history 的响应格式异常：运行已结束，但无法读取其状态。",
+                message_zh=f"{client.server.label} 上的 ComfyUI 对 /history 的响应格式异常："
+                           "运行已结束，但无法读取其状态。",
                 detail={"server": client.server.label}, code="bad_response")
         # /history unreadable (500, not JSON) but the socket saw the outputs: use those.
         listed = history.outputs if history is not None and history.outputs else (

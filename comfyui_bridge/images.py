@@ -84,7 +84,8 @@ def check_image_count(graph: dict, slots: list[ImageSlot], count: int) -> list[s
             message_zh=f"提供了 {count} 张图片，但工作流只有 {len(slots)} 个 LoadImage 节点。")
     if count < len(slots):
         rest = ", ".join(s.node_id for s in slots[count:])
-        return [f"{count} image(s) for {len(slots)} LoadImage nodes: node(s) {rest} keep the file named in the workflow."]
+        return [f"{count} image(s) for {len(slots)} LoadImage nodes: "
+                f"node(s) {rest} keep the file named in the workflow."]
     return []
 
 
@@ -92,7 +93,8 @@ def place_images(graph: dict, slots: list[ImageSlot], names: list[str]) -> list[
     """Write uploaded file names into the slots, in order (in place)."""
     wf = Workflow(graph)
     changes = []
-    for slot, name in zip(slots, names):
+    # fewer names than slots is allowed (check_image_count warned): the other slots keep their file
+    for slot, name in zip(slots, names, strict=False):
         wf.set(slot.node_id, slot.input, name)
         changes.append(InputChange(slot.node_id, slot.input, "image", name))
     return changes

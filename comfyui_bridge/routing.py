@@ -140,7 +140,7 @@ def _run_all(servers, work, wait: float, on_timeout):
     try:
         futures = [pool.submit(work, s) for s in servers]
         concurrent.futures.wait(futures, timeout=wait)
-        return [f.result() if f.done() else on_timeout(s) for f, s in zip(futures, servers)]
+        return [f.result() if f.done() else on_timeout(s) for f, s in zip(futures, servers, strict=True)]
     finally:
         # Do not wait for a straggler: its own request timeout ends it shortly.
         pool.shutdown(wait=False, cancel_futures=True)

@@ -175,7 +175,7 @@ class _Converter:
             linked[name] = value
         widgets = self._widget_values(nid, node, d, linked)
         out: dict[str, Any] = {}
-        for name, spec in d.inputs.items():
+        for name in d.inputs:
             if name in linked:
                 out[name] = linked[name]
             elif name in widgets:
@@ -332,7 +332,8 @@ def _assign(layout: list[tuple[str, InputSpec]], values: list, linked: dict) -> 
         names = ", ".join(s.name if kind == "value" else f"{kind} of {s.name}" for kind, s in layout)
         return f"{len(values)} saved values for {len(layout)} widget slots ({names or 'none'})"
     out: dict[str, Any] = {}
-    for i, ((kind, spec), value) in enumerate(zip(layout, values)):
+    # fewer values than slots is accepted above (trailing widgets take their defaults, filled below)
+    for i, ((kind, spec), value) in enumerate(zip(layout, values, strict=False)):
         if kind == "control":
             if value not in CONTROL_VALUES:
                 return f"value #{i + 1} ({_show(value)}) should be the control mode after \"{spec.name}\""
@@ -356,7 +357,8 @@ def _check_value(spec: InputSpec, value: Any) -> str | None:
     """None when `value` fits `spec`'s type, else a short description of the mismatch."""
     t = spec.type
     if t == "INT":
-        ok = (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, float) and value.is_integer())
+        ok = ((isinstance(value, int) and not isinstance(value, bool))
+              or (isinstance(value, float) and value.is_integer()))
         return None if ok else f"{_show(value)}, not an integer"
     if t == "FLOAT":
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -55,7 +55,8 @@ def _as_text(raw: bytes | str) -> str:
             raise WorkflowFormatError(
                 f"The workflow file is not UTF-8 text (byte {exc.start} cannot be decoded). A ComfyUI "
                 "workflow is a .json file; did you upload an image or another file by mistake?",
-                message_zh="工作流文件不是 UTF-8 文本。ComfyUI 工作流应为 .json 文件，请确认没有误传图片或其他文件。") from None
+                message_zh="工作流文件不是 UTF-8 文本。"
+                           "ComfyUI 工作流应为 .json 文件，请确认没有误传图片或其他文件。") from None
     if not isinstance(raw, str):
         raise WorkflowFormatError(f"The workflow must be JSON text or a file, not {type(raw).__name__}.",
                                   message_zh="工作流必须是 JSON 文本或文件。")
@@ -198,7 +199,8 @@ def _check_api_graph(graph: dict) -> None:
                 raise WorkflowFormatError(
                     f"Node {node_id} ({node['class_type']}) input \"{name}\" is connected to node "
                     f"{value[0]}, which is not in the workflow. Re-export the workflow from ComfyUI.",
-                    message_zh=f"节点 {node_id} 的输入「{name}」连接到不存在的节点 {value[0]}，请从 ComfyUI 重新导出工作流。")
+                    message_zh=f"节点 {node_id} 的输入「{name}」连接到不存在的节点 {value[0]}，"
+                               "请从 ComfyUI 重新导出工作流。")
 
 
 def _few(items: list, n: int = 5) -> str:
@@ -256,7 +258,8 @@ class Workflow:
         """`id (class) "title"`, the way every message names a node."""
         title = self.title_of(node_id)
         shown = jsonsafe.shown
-        return f'{shown(node_id, 40)} ({shown(self.class_of(node_id), 80)})' + (f' "{shown(title, 60)}"' if title else "")
+        return (f'{shown(node_id, 40)} ({shown(self.class_of(node_id), 80)})'
+                + (f' "{shown(title, 60)}"' if title else ""))
 
     # -- inputs --
     def get(self, node_id: str, input_name: str, default: Any = None) -> Any:
@@ -289,14 +292,16 @@ class Workflow:
     def resolve(self, spec: str) -> tuple[str, str | None]:
         """Find the node (and input) a user means by "<id>", "<id>.<input>", "<title>",
         "<title>.<input>", "<class_type>" or "<class_type>.<input>" (titles case-insensitive; a
-        class only when exactly one node has it; "KSampler" also matches BizyAir_KSampler). Raises InputError when nothing or several match."""
+        class only when exactly one node has it; "KSampler" also matches BizyAir_KSampler). Raises InputError
+        when nothing or several match."""
         text = str(spec).strip()
         if not text:
             raise InputError("Empty node reference.", message_zh="节点引用为空。")
         if len(text) > MAX_SPEC_CHARS:
-            raise InputError(f"The node reference \"{jsonsafe.shown(text, 60)}\" is too long (at most {MAX_SPEC_CHARS} "
-                             "characters). Use the node id, e.g. \"6\" or \"6.text\".",
-                             message_zh=f"节点引用过长（最多 {MAX_SPEC_CHARS} 个字符），请使用节点 ID，例如 \"6\" 或 \"6.text\"。")
+            raise InputError(f"The node reference \"{jsonsafe.shown(text, 60)}\" is too long "
+                             f"(at most {MAX_SPEC_CHARS} characters). Use the node id, e.g. \"6\" or \"6.text\".",
+                             message_zh=f"节点引用过长（最多 {MAX_SPEC_CHARS} 个字符），"
+                                        "请使用节点 ID，例如 \"6\" 或 \"6.text\"。")
         whole = self._find_node(text)
         if whole:
             return self._one(whole, text), None
@@ -311,7 +316,8 @@ class Workflow:
         raise InputError(
             f"No node matches \"{text}\". Use a node id (e.g. \"6\" or \"6.text\"), a node title as shown "
             f"in ComfyUI, or a class name used once. Nodes: {self._catalogue()}.",
-            message_zh=f"没有与「{text}」匹配的节点。请使用节点 ID（如 \"6\" 或 \"6.text\"）、节点标题或只出现一次的类名。",
+            message_zh=f"没有与「{text}」匹配的节点。"
+                       "请使用节点 ID（如 \"6\" 或 \"6.text\"）、节点标题或只出现一次的类名。",
             detail={"spec": text})
 
     def _find_node(self, ref: str) -> list[str]:

@@ -93,7 +93,8 @@ def open_run_socket(server: ServerConfig, client_id: str, deadline: Deadline) ->
                 f"The websocket of {server.label} answered with a redirect. The plugin does not follow "
                 "websocket redirects (the credentials would go to another address): use the final "
                 "ComfyUI address.",
-                message_zh=f"{server.label} 的 WebSocket 返回了重定向。插件不跟随 WebSocket 重定向（凭据会被发往其他地址），"
+                message_zh=f"{server.label} 的 WebSocket 返回了重定向。"
+                           "插件不跟随 WebSocket 重定向（凭据会被发往其他地址），"
                            "请填写最终的 ComfyUI 地址。",
                 detail={"server": server.label}, code="ws_failed") from None
         raise ConnectionFailed(f"Cannot open the websocket of {server.label}: {one_line(exc, 160, server.secrets())}",

@@ -28,7 +28,8 @@ ROUTE_PROBE_TIMEOUT = 3.0
 
 SET_KEY_ACTION = ("set BIZYAIR_API_KEY on the container (docker run -e BIZYAIR_API_KEY=sk-…) "
                    "or log in once in its ComfyUI UI")
-SET_KEY_ACTION_ZH = "请在容器上设置 BIZYAIR_API_KEY（docker run -e BIZYAIR_API_KEY=sk-…），或在其 ComfyUI 界面中登录一次"
+SET_KEY_ACTION_ZH = ("请在容器上设置 BIZYAIR_API_KEY（docker run -e BIZYAIR_API_KEY=sk-…），"
+                     "或在其 ComfyUI 界面中登录一次")
 
 
 @dataclass
@@ -106,7 +107,8 @@ def _plain_comfyui(client: ComfyClient, label: str, version: str, detail: dict,
         detail["bizyair_import_failed"] = True
         message += (" BizyAir's files are there but its nodes failed to load (a known cause: "
                     "bizyengine with mcp 2.x; run pip install 'mcp<2' in the container and restart it).")
-        message_zh += "BizyAir 文件存在但节点加载失败（已知原因：bizyengine 搭配 mcp 2.x；请在容器中执行 pip install 'mcp<2' 后重启）。"
+        message_zh += ("BizyAir 文件存在但节点加载失败（已知原因：bizyengine 搭配 mcp 2.x；"
+                       "请在容器中执行 pip install 'mcp<2' 后重启）。")
     if key_configured:
         message += " The BizyAir API key in the plugin settings is not used by this server."
         message_zh += "插件设置中的 BizyAir API 密钥不会用于此服务器。"
@@ -125,7 +127,8 @@ def _no_valid_key(label: str, version: str, detail: dict, key_configured: bool,
         # only when BIZYAIR_SERVER_MODE is on; otherwise it uses the container's own key.
         message += (" The BizyAir API key in the plugin settings is only used by containers started "
                     "with BIZYAIR_SERVER_MODE=1; this one is not in server mode, so it uses its own key.")
-        message_zh += "插件设置中的 BizyAir API 密钥只用于以 BIZYAIR_SERVER_MODE=1 启动的容器；此容器不是服务器模式，使用的是它自己的密钥。"
+        message_zh += ("插件设置中的 BizyAir API 密钥只用于以 BIZYAIR_SERVER_MODE=1 启动的容器；"
+                       "此容器不是服务器模式，使用的是它自己的密钥。")
     return Diagnosis(label, version, True, KEY_INVALID_OR_OFFLINE, False, message, message_zh, detail)
 
 

@@ -32,7 +32,8 @@ _AUTH = _Kind(
     "auth",
     "BizyAir rejected the API key: it is missing, wrong or expired. Fix: " + SET_KEY_ACTION +
     "; for a container in server mode, enter a valid key in the plugin's credentials.",
-    "BizyAir 拒绝了 API 密钥：密钥缺失、错误或已过期。解决：" + SET_KEY_ACTION_ZH + "；服务器模式的容器请在插件凭据中填写有效密钥。")
+    "BizyAir 拒绝了 API 密钥：密钥缺失、错误或已过期。解决：" + SET_KEY_ACTION_ZH
+    + "；服务器模式的容器请在插件凭据中填写有效密钥。")
 _SERVER_MODE_NO_KEY = _Kind(
     "server_mode_no_key",
     "The BizyAir container runs in server mode and received no API key with the workflow. Enter "
@@ -63,7 +64,8 @@ _SERVICE_DOWN = _Kind(
     "service_unavailable",
     "The BizyAir cloud service behind this node is unavailable or retired. Try again later, or use "
     "a workflow with other nodes (for example the built-in sdxl or flux_dev workflow).",
-    "该节点背后的 BizyAir 云服务暂不可用或已下线。请稍后重试，或改用其他节点的工作流（例如内置的 sdxl 或 flux_dev 工作流）。")
+    "该节点背后的 BizyAir 云服务暂不可用或已下线。请稍后重试，"
+    "或改用其他节点的工作流（例如内置的 sdxl 或 flux_dev 工作流）。")
 _TIMEOUT = _Kind(
     "timeout",
     "The BizyAir cloud stopped answering: the node waited until the connection timed out or was "
@@ -75,7 +77,8 @@ _NETWORK = _Kind(
     "network",
     "The BizyAir container cannot reach the BizyAir cloud (api.bizyair.cn): no internet or DNS "
     "from inside the container. Give it outbound HTTPS access (or an HTTPS_PROXY) and run again.",
-    "BizyAir 容器无法连接 BizyAir 云端（api.bizyair.cn）：容器内没有网络或 DNS。请为其开通出站 HTTPS 访问（或设置 HTTPS_PROXY）后重试。")
+    "BizyAir 容器无法连接 BizyAir 云端（api.bizyair.cn）：容器内没有网络或 DNS。"
+    "请为其开通出站 HTTPS 访问（或设置 HTTPS_PROXY）后重试。")
 _TASK_FAILED = _Kind(
     "cloud_failed",
     "The BizyAir cloud could not finish this node's task. Try again; if it keeps failing, try "

@@ -120,7 +120,8 @@ def _unfilter(kind: int, line: bytearray, prev: bytearray, bpp: int) -> bytearra
         for i in range(bpp, n):
             line[i] = (line[i] + line[i - bpp]) & 0xFF
     elif kind == 2:
-        line = bytearray((a + b) & 0xFF for a, b in zip(line, prev))
+        # a truncated stream leaves the last row short; like the other filters, keep what is there
+        line = bytearray((a + b) & 0xFF for a, b in zip(line, prev, strict=False))
     elif kind == 3:
         for i in range(n):
             left = line[i - bpp] if i >= bpp else 0

@@ -17,6 +17,7 @@ Design choices that matter to callers:
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 import uuid
@@ -173,7 +174,8 @@ def _parse_bucket(raw: str, region: str) -> str:
         if found.group("region") != region:
             raise _config_error(f"cos_bucket points at region {found.group('region')} but cos_region is "
                                 f"{region}. Make them match.",
-                                f"cos_bucket 所在地域为 {found.group('region')}，但 cos_region 为 {region}，请保持一致。",
+                                f"cos_bucket 所在地域为 {found.group('region')}，"
+                                f"但 cos_region 为 {region}，请保持一致。",
                                 "cos_bucket")
         text = found.group("bucket")
     if not _BUCKET.match(text):
@@ -337,7 +339,7 @@ class CosStorage:
             if head.get_status_code() == 403 and (code in ("NoSuchKey", "NoSuchResource")
                                                   or exc.get_status_code() == 404):
                 return self._denied("HeadBucket", "cos:HeadBucket")   # the keys work, HEAD is not allowed
-        except Exception:
+        except Exception:  # noqa: S110 - the probe only refines the message; the HEAD error is explained below
             pass
         return self._explain(head, "HeadBucket")
 
@@ -366,7 +368,8 @@ class CosStorage:
         return StorageError(
             "The upload to COS did not finish within the time left for this call; the file is still "
             "returned to Dify. Raise the tool's timeout, or check the network to COS.",
-            message_zh="上传到 COS 未能在本次调用剩余的时间内完成，文件仍会返回给 Dify。请调大工具的超时时间，或检查到 COS 的网络。",
+            message_zh="上传到 COS 未能在本次调用剩余的时间内完成，文件仍会返回给 Dify。"
+                       "请调大工具的超时时间，或检查到 COS 的网络。",
             detail={"key": key}, code="storage_timeout")
 
     def _upload(self, key: str, data: bytes, mime_type: str, attachment: bool) -> UploadResult:
@@ -409,10 +412,9 @@ class CosStorage:
             done = self._call(self._client.complete_multipart_upload, Bucket=bucket, Key=key,
                               UploadId=upload_id, MultipartUpload={"Part": parts})
         except BaseException:
-            try:    # best effort: do not leave billed, invisible parts behind
+            # best effort: do not leave billed, invisible parts behind (the upload's own error is raised)
+            with contextlib.suppress(Exception):
                 self._client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-            except Exception:
-                pass
             raise
         return header(done, "ETag")
 
@@ -481,10 +483,12 @@ class CosStorage:
             return self._explain_service(status, code, _safe(exc.get_error_msg), action, detail)
         if isinstance(exc, CosClientError):
             reason = _transport_reason(one_line(exc, 2000, secrets=s.secrets()))
-            hint = "cos_endpoint and the network" if s.endpoint else "cos_region and the network/proxy of the plugin host"
+            hint = ("cos_endpoint and the network" if s.endpoint
+                    else "cos_region and the network/proxy of the plugin host")
             return StorageError(
                 f"Could not reach COS at {s.target}: {reason}. Check {hint}.",
-                message_zh=f"无法连接 COS（{s.target}）：{reason}。请检查{'cos_endpoint' if s.endpoint else 'cos_region'}"
+                message_zh=f"无法连接 COS（{s.target}）：{reason}。"
+                           f"请检查{'cos_endpoint' if s.endpoint else 'cos_region'}"
                            "以及插件所在主机的网络。",
                 detail=detail, code="storage_unreachable")
         return StorageError(f"COS {action} failed: {type(exc).__name__}: {self._why(exc)}",
@@ -497,7 +501,8 @@ class CosStorage:
             return StorageError(
                 f"COS bucket {s.bucket} not found in region {s.region}: check the bucket name "
                 "(name-appid) and region in the COS console.",
-                message_zh=f"在地域 {s.region} 中找不到 COS 存储桶 {s.bucket}：请在 COS 控制台核对存储桶名称（名称-APPID）和地域。",
+                message_zh=f"在地域 {s.region} 中找不到 COS 存储桶 {s.bucket}："
+                           "请在 COS 控制台核对存储桶名称（名称-APPID）和地域。",
                 detail=detail, code="storage_bucket_missing")
         if code in _TOKEN_CODES or (code in _AUTH_ID_CODES and s.token):
             return StorageError(
@@ -511,13 +516,15 @@ class CosStorage:
             return StorageError(
                 f"COS does not know this SecretId ({code}): check cos_secret_id — copy it again from "
                 "the CAM API key page; the key may have been deleted or disabled.",
-                message_zh=f"COS 无法识别该 SecretId（{code}）：请到访问管理 API 密钥页面重新复制 cos_secret_id，该密钥可能已被删除或禁用。",
+                message_zh=f"COS 无法识别该 SecretId（{code}）：请到访问管理 API 密钥页面重新复制 cos_secret_id，"
+                           "该密钥可能已被删除或禁用。",
                 detail=detail, code="storage_auth")
         if code in _AUTH_KEY_CODES:
             return StorageError(
                 f"COS says the request signature does not match ({code}): cos_secret_key is wrong for "
                 "this SecretId. Paste the SecretKey that belongs to it again.",
-                message_zh=f"COS 签名不匹配（{code}）：cos_secret_key 与该 SecretId 不对应，请重新粘贴对应的 SecretKey。",
+                message_zh=f"COS 签名不匹配（{code}）：cos_secret_key 与该 SecretId 不对应，"
+                           "请重新粘贴对应的 SecretKey。",
                 detail=detail, code="storage_auth")
         if code in _CLOCK_CODES or (status == 403 and "expire" in msg.lower()):
             return StorageError(
