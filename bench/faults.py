@@ -94,7 +94,8 @@ class Bench:
             outcome = "error: " + result.errors[0]["message"].split("\n")[0][:110]
         else:
             variables = result.variables
-            outcome = f"{variables.get('status')}: {len(result.blobs)} blob(s), {len(variables.get('urls') or [])} URL(s)"
+            outcome = (f"{variables.get('status')}: {len(result.blobs)} blob(s), "
+                       f"{len(variables.get('urls') or [])} URL(s)")
         peak = self.plugin.status_kib("VmHWM") / 1024.0 if memory else None
         row = Row(name, timeout, inv.seconds, outcome, self.longest_line(since), peak, note)
         self.rows.append(row)
@@ -242,7 +243,8 @@ def main() -> int:
         path = ROOT / "BENCHMARKS.md"
         text = path.read_text(encoding="utf-8")
         stamp = time.strftime("%Y-%m-%d")
-        block = f"{MARK_BEGIN}\nMeasured {stamp} with `scripts/dev py bench/faults.py --write-md`.\n\n{table}\n{MARK_END}"
+        block = (f"{MARK_BEGIN}\nMeasured {stamp} with `scripts/dev py bench/faults.py --write-md`.\n\n"
+                 f"{table}\n{MARK_END}")
         if MARK_BEGIN in text:
             text = re.sub(re.escape(MARK_BEGIN) + ".*?" + re.escape(MARK_END), lambda m: block, text, flags=re.S)
         else:

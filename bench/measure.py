@@ -24,7 +24,7 @@ def summary_ms(values: Sequence[float]) -> dict[str, float]:
 
 def paired(a: Sequence[float], b: Sequence[float]) -> list[float]:
     """b[i] - a[i]: run i of both systems came from the same round, so drift cancels."""
-    return [y - x for x, y in zip(a, b)]
+    return [y - x for x, y in zip(a, b, strict=True)]
 
 
 def fmt(stat: dict[str, float] | None, key: str = "median") -> str:

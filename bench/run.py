@@ -213,7 +213,7 @@ class Bench:
                     sizes.append(sample.nbytes)
         engine_added = paired(times["floor"], times["engine"])
         plugin_added = paired(times["floor"], times["plugin"])
-        plugin_net = [d - b for d, b in zip(plugin_added, blob_s)]
+        plugin_net = [d - b for d, b in zip(plugin_added, blob_s, strict=True)]   # one blob time per plugin run
         blob_bytes = statistics.median(blob_b) if blob_b else 0
         blob_med = statistics.median(blob_s) if blob_s else 0.0
         out = {
@@ -285,9 +285,11 @@ class Bench:
         for system in SYSTEMS:
             med = out[system]["median"]
             out[f"{system}_vs_floor8"] = round(med / floor8, 2)
-            out[f"{system}_vs_8x_single_floor"] = round(med / (CONCURRENCY * single_floor_ms), 2) if single_floor_ms else None
+            out[f"{system}_vs_8x_single_floor"] = (round(med / (CONCURRENCY * single_floor_ms), 2)
+                                                   if single_floor_ms else None)
         out["raw_s"] = walls
-        log(f"8-way: floor {med_p90(out['floor'])}  engine {med_p90(out['engine'])}  plugin {med_p90(out['plugin'])} ms")
+        log(f"8-way: floor {med_p90(out['floor'])}  engine {med_p90(out['engine'])}  "
+            f"plugin {med_p90(out['plugin'])} ms")
         return out
 
     # ---- 3. memory ------------------------------------------------------------------------------------
@@ -453,7 +455,8 @@ def report(results: dict) -> str:
     lat = results.get("latency") or {}
     if lat:
         out += ["", "**Latency of one run** (added = paired per-round difference to the floor)", "",
-                "| output | floor | engine | plugin | engine added | plugin added | blob transfer | plugin added − blob |",
+                "| output | floor | engine | plugin | engine added | plugin added | blob transfer "
+                "| plugin added − blob |",
                 "|---|---|---|---|---|---|---|---|"]
         for label, r in lat.items():
             if "floor" not in r:
@@ -499,13 +502,15 @@ def report(results: dict) -> str:
     if oi and oi.get("counted"):
         out += ["", f"**/object_info requests during all runs**: engine {oi['engine']['full']} full, "
                 f"{oi['engine']['per_class']} per class; plugin {oi['plugin']['full']} full, "
-                f"{oi['plugin']['per_class']} per class ({oi['engine_runs']} engine and {oi['plugin_runs']} plugin runs)."]
+                f"{oi['plugin']['per_class']} per class "
+                f"({oi['engine_runs']} engine and {oi['plugin_runs']} plugin runs)."]
     rows = results.get("targets") or []
     if rows:
         out += ["", "**Targets**", "", "| target | value | limit | |", "|---|---|---|---|"]
         for r in rows:
             note = f" ({r['note']})" if r["note"] else ""
-            out.append(f"| {r['target']} | {r['value']} {r['unit']}{note} | {r['limit']} {r['unit']} | {r['verdict']} |")
+            out.append(f"| {r['target']} | {r['value']} {r['unit']}{note} | {r['limit']} {r['unit']} "
+                       f"| {r['verdict']} |")
     for phase, err in (results.get("errors") or {}).items():
         out.append(f"\n**{phase} failed**: {err}")
     for phase, why in (results.get("skipped") or {}).items():
@@ -642,9 +647,9 @@ def main(argv: list[str]) -> int:
             results["skipped"]["history"] = "on a real ComfyUI only with --fill-history (it queues 5,000 prompts)"
         results["object_info"] = {
             "counted": comfy.controllable,
-            "floor": dict(zip(("full", "per_class"), bench.object_info["floor"])),
-            "engine": dict(zip(("full", "per_class"), bench.object_info["engine"])),
-            "plugin": dict(zip(("full", "per_class"), bench.object_info["plugin"])),
+            "floor": dict(zip(("full", "per_class"), bench.object_info["floor"], strict=True)),
+            "engine": dict(zip(("full", "per_class"), bench.object_info["engine"], strict=True)),
+            "plugin": dict(zip(("full", "per_class"), bench.object_info["plugin"], strict=True)),
             "engine_runs": bench.run_counts["engine"], "plugin_runs": bench.run_counts["plugin"],
         }
         bench.floor_client.close()
