@@ -166,7 +166,8 @@ def start_comfy_server(token: str | None = None, require_header: str | None = No
     if not line.startswith("listening "):
         process.kill()
         process.wait()
-        raise RuntimeError(f"simulated ComfyUI did not start ({line!r}):\n{log_path.read_text(errors='replace')[-3000:]}")
+        raise RuntimeError(f"simulated ComfyUI did not start ({line!r}):\n"
+                           f"{log_path.read_text(errors='replace')[-3000:]}")
     host, _, port = line.split(" ", 1)[1].rpartition(":")
     return ComfyServer(process, host, int(port), base, log_path, token, require_header)
 

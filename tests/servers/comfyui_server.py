@@ -128,7 +128,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--token", default=None)
     parser.add_argument("--require-header", default=None, help="'Name: value'")
     parser.add_argument("--base-dir", default=None, help="folder for input/, output/, temp/ (default: a temp dir)")
-    parser.add_argument("--plugin", action="append", default=[], help="module name or .py file with register(app, state)")
+    parser.add_argument("--plugin", action="append", default=[],
+                        help="module name or .py file with register(app, state)")
     parser.add_argument("--exit-with-parent", action="store_true", help="exit when the parent process dies")
     return parser.parse_args(argv)
 

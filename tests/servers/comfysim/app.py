@@ -41,7 +41,8 @@ INDEX_HTML = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"UTF-8\">
               "<body class=\"litegraph grid\"><div id=\"vue-app\"></div></body></html>\n")
 FOREIGN_HTML = ("<!DOCTYPE html>\n<html><head><title>Welcome to nginx!</title></head><body><h1>Welcome to nginx!</h1>"
                 "<p>If you see this page, the nginx web server is successfully installed.</p></body></html>\n")
-PROXY_ERROR_HTML = "<html>\r\n<head><title>{status}</title></head>\r\n<body>\r\n<center><h1>{status}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+PROXY_ERROR_HTML = ("<html>\r\n<head><title>{status}</title></head>\r\n<body>\r\n"
+                    "<center><h1>{status}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
 
 
 class WsConn:
@@ -110,7 +111,8 @@ def status_response(status: int) -> web.Response:
     if status == 500:
         return web.Response(status=500, text="500 Internal Server Error\n\nServer got itself in trouble")
     if status in (502, 503, 504):
-        phrase = {502: "502 Bad Gateway", 503: "503 Service Temporarily Unavailable", 504: "504 Gateway Time-out"}[status]
+        phrase = {502: "502 Bad Gateway", 503: "503 Service Temporarily Unavailable",
+                  504: "504 Gateway Time-out"}[status]
         return web.Response(status=status, text=PROXY_ERROR_HTML.format(status=phrase), content_type="text/html")
     return web.Response(status=status)
 
@@ -578,7 +580,8 @@ async def bounce_listener(app: web.Application, down: float) -> None:
 
 # ---- assembly ------------------------------------------------------------------------------
 
-def create_app(state: ServerState, token: str | None = None, require_header: tuple[str, str] | None = None) -> web.Application:
+def create_app(state: ServerState, token: str | None = None,
+               require_header: tuple[str, str] | None = None) -> web.Application:
     # Bodies are limited per route from the live config (max_upload_size), not here.
     app = web.Application(client_max_size=1 << 31, middlewares=[make_middleware(state, token, require_header)])
     app["sim_state"] = state

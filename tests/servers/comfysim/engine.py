@@ -30,8 +30,11 @@ BINARY = "__binary__"           # send_sync event for a binary frame; data = the
 MAX_HISTORY = 10000
 SENSITIVE_EXTRA_DATA_KEYS = ("auth_token_comfy_org", "api_key_comfy_org")
 SAVE_OUTSIDE_TRACEBACK = [
-    '  File "/opt/ComfyUI/execution.py", line 518, in execute\n    output_data, output_ui, has_subgraph, has_pending_tasks = await get_output_data(...)\n',
-    '  File "/opt/ComfyUI/nodes.py", line 1601, in save_images\n    full_output_folder, filename, counter, subfolder, filename_prefix = folder_paths.get_save_image_path(filename_prefix, self.output_dir, images[0].shape[1], images[0].shape[0])\n',
+    '  File "/opt/ComfyUI/execution.py", line 518, in execute\n'
+    '    output_data, output_ui, has_subgraph, has_pending_tasks = await get_output_data(...)\n',
+    '  File "/opt/ComfyUI/nodes.py", line 1601, in save_images\n'
+    '    full_output_folder, filename, counter, subfolder, filename_prefix = folder_paths.get_save_image_path('
+    'filename_prefix, self.output_dir, images[0].shape[1], images[0].shape[0])\n',
     '  File "/opt/ComfyUI/folder_paths.py", line 451, in get_save_image_path\n    raise Exception(err)\n',
 ]
 
@@ -111,7 +114,8 @@ class Run:
                 "display_node_id": node_id, "parent_node_id": None, "real_node_id": node_id}
 
     def _send_progress(self) -> None:
-        self.send("progress_state", {"prompt_id": self.prompt_id, "nodes": copy.deepcopy(self.progress)}, self.client_id)
+        self.send("progress_state", {"prompt_id": self.prompt_id, "nodes": copy.deepcopy(self.progress)},
+                  self.client_id)
 
     def ps_start(self, node_id: str) -> None:
         self.progress[node_id] = self._entry(node_id, 0.0, 1.0, "running")
@@ -295,7 +299,8 @@ class ServerState:
                 self.number += 1
         if "prompt" not in json_data:
             self.stats_data["prompts_rejected"] += 1
-            error = {"type": "no_prompt", "message": "No prompt provided", "details": "No prompt provided", "extra_info": {}}
+            error = {"type": "no_prompt", "message": "No prompt provided", "details": "No prompt provided",
+                     "extra_info": {}}
             return 400, {"error": error, "node_errors": {}}
         prompt = json_data["prompt"]
         prompt_id = str(json_data.get("prompt_id", uuid.uuid4()))
@@ -589,7 +594,8 @@ class ServerState:
             inputs = self._gather_inputs(run, node_id, info)
             if run.client_id is not None:
                 self.last_node_id = node_id
-                run.send("executing", {"node": node_id, "display_node": node_id, "prompt_id": run.prompt_id}, run.client_id)
+                run.send("executing", {"node": node_id, "display_node": node_id, "prompt_id": run.prompt_id},
+                         run.client_id)
             ctx.check_interrupted()
             self._configured_delays(ctx, class_type)
             executor = self.executors.get(class_type)

@@ -72,7 +72,8 @@ class Registry:
         changed = None
         for name, entry in spec.items():
             if (isinstance(entry, list) and entry and isinstance(entry[0], list) and len(entry) > 1
-                    and isinstance(entry[1], dict) and entry[1].get("image_upload") and class_type in ("LoadImage", "LoadImageMask")):
+                    and isinstance(entry[1], dict) and entry[1].get("image_upload")
+                    and class_type in ("LoadImage", "LoadImageMask")):
                 changed = changed or json.loads(json.dumps(info))
                 changed["input"]["required"][name][0] = list(input_images)
         return changed or info
@@ -160,7 +161,8 @@ class Validator:
             if self.registry.is_output(info) and (partial_targets is None or x in partial_targets):
                 outputs.append(x)
         if not outputs:
-            return False, {"type": "prompt_no_outputs", "message": "Prompt has no outputs", "details": "", "extra_info": {}}, [], {}
+            return (False, {"type": "prompt_no_outputs", "message": "Prompt has no outputs", "details": "",
+                            "extra_info": {}}, [], {})
 
         good, errors, node_errors, validated = [], [], {}, {}
         for o in outputs:
@@ -211,12 +213,14 @@ class Validator:
                 if len(val) != 2:
                     errors.append({"type": "bad_linked_input",
                                    "message": "Bad linked input, must be a length-2 list of [node_id, slot_index]",
-                                   "details": f"{x}", "extra_info": {"input_name": x, "input_config": config, "received_value": val}})
+                                   "details": f"{x}",
+                                   "extra_info": {"input_name": x, "input_config": config, "received_value": val}})
                     continue
                 o_id = val[0]
                 received_type = self._linked_type(prompt, val)
                 if not validate_node_input(received_type, input_type):
-                    errors.append({"type": "return_type_mismatch", "message": "Return type mismatch between linked nodes",
+                    errors.append({"type": "return_type_mismatch",
+                                   "message": "Return type mismatch between linked nodes",
                                    "details": f"{x}, received_type({received_type}) mismatch input_type({input_type})",
                                    "extra_info": {"input_name": x, "input_config": config,
                                                   "received_type": received_type, "linked_node": val}})
@@ -228,7 +232,8 @@ class Validator:
                         continue
                 except Exception as ex:  # noqa: BLE001
                     valid = False
-                    reasons = [{"type": "exception_during_inner_validation", "message": "Exception when validating inner node",
+                    reasons = [{"type": "exception_during_inner_validation",
+                                "message": "Exception when validating inner node",
                                 "details": str(ex),
                                 "extra_info": {"input_name": x, "input_config": config, "exception_message": str(ex),
                                                "exception_type": full_type_name(ex),
@@ -255,12 +260,16 @@ class Validator:
                 if x in custom:
                     continue
                 if "min" in extra and val < extra["min"]:
-                    errors.append({"type": "value_smaller_than_min", "message": f"Value {val} smaller than min of {extra['min']}",
-                                   "details": f"{x}", "extra_info": {"input_name": x, "input_config": config, "received_value": val}})
+                    errors.append({"type": "value_smaller_than_min",
+                                   "message": f"Value {val} smaller than min of {extra['min']}",
+                                   "details": f"{x}",
+                                   "extra_info": {"input_name": x, "input_config": config, "received_value": val}})
                     continue
                 if "max" in extra and val > extra["max"]:
-                    errors.append({"type": "value_bigger_than_max", "message": f"Value {val} bigger than max of {extra['max']}",
-                                   "details": f"{x}", "extra_info": {"input_name": x, "input_config": config, "received_value": val}})
+                    errors.append({"type": "value_bigger_than_max",
+                                   "message": f"Value {val} bigger than max of {extra['max']}",
+                                   "details": f"{x}",
+                                   "extra_info": {"input_name": x, "input_config": config, "received_value": val}})
                     continue
                 options = self._combo_options(input_type, extra)
                 if options is not None and val not in options:
@@ -269,7 +278,8 @@ class Validator:
                         list_info, input_config = f"(list of length {len(options)})", None
                     errors.append({"type": "value_not_in_list", "message": "Value not in list",
                                    "details": f"{x}: '{val}' not in {list_info}",
-                                   "extra_info": {"input_name": x, "input_config": input_config, "received_value": val}})
+                                   "extra_info": {"input_name": x, "input_config": input_config,
+                                                  "received_value": val}})
                     continue
 
         for x, kind in custom.items():
@@ -348,7 +358,7 @@ class ExecutionList:
             self.pending[uid] = True
             self.block_count[uid] = 0
             self.blocking[uid] = {}
-            for name, value in self.prompt[uid]["inputs"].items():
+            for value in self.prompt[uid]["inputs"].values():
                 if is_link(value):
                     from_id, socket = value
                     if not self.is_cached(from_id):

@@ -185,7 +185,9 @@ def jpeg(width: int, height: int, seed: str = "") -> bytes:
     app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
     sof = b"\xff\xc0" + struct.pack(">HBHHB", 17, 8, height, width, 3) + b"\x01\x11\x00\x02\x11\x01\x03\x11\x01"
     scan = bytes(b if b != 0xFF else 0xFE for b in filler(256, seed))
-    return b"\xff\xd8" + app0 + sof + b"\xff\xda" + struct.pack(">H", 12) + b"\x03\x01\x00\x02\x11\x03\x11\x00\x3f\x00" + scan + b"\xff\xd9"
+    return (b"\xff\xd8" + app0 + sof
+            + b"\xff\xda" + struct.pack(">H", 12) + b"\x03\x01\x00\x02\x11\x03\x11\x00\x3f\x00" + scan
+            + b"\xff\xd9")
 
 
 # ---- RIFF/WebP ---------------------------------------------------------------------------
@@ -236,7 +238,8 @@ def webp_exif_tags(texts: dict[str, str]) -> dict[int, str]:
     return tags
 
 
-def webp_animated(frames: list[tuple[int, int, tuple[int, int, int]]], fps: float, texts: dict[str, str] | None = None) -> bytes:
+def webp_animated(frames: list[tuple[int, int, tuple[int, int, int]]], fps: float,
+                  texts: dict[str, str] | None = None) -> bytes:
     width, height = frames[0][0], frames[0][1]
     duration = max(1, round(1000 / fps)) if fps else 100
     parts = [_riff_chunk(b"VP8X", bytes([0x02 | (0x08 if texts else 0), 0, 0, 0]) + _u24(width - 1) + _u24(height - 1)),
@@ -373,7 +376,8 @@ def mp4(width: int, height: int, frames: int, fps: float, seed: str = "", tags: 
     faststart layout SaveVideo writes to a file."""
     ftyp = _box(b"ftyp", b"isom" + struct.pack(">I", 0x200) + b"isomiso2avc1mp41")
     mdat_body = filler(120 * max(1, frames), seed or f"mp4{width}{height}{frames}")
-    mvhd = _box(b"mvhd", bytes(4) + bytes(8) + struct.pack(">II", 1000, int(1000 * frames / max(fps, 0.01))) + bytes(80))
+    mvhd = _box(b"mvhd", bytes(4) + bytes(8) + struct.pack(">II", 1000, int(1000 * frames / max(fps, 0.01)))
+                + bytes(80))
     tkhd = _box(b"tkhd", bytes(76) + struct.pack(">II", width << 16, height << 16))
     udta = mp4_metadata(tags or {})
 

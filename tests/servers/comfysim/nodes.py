@@ -55,7 +55,8 @@ class SimImage:
 
     def __str__(self) -> str:
         r, g, b = (round(c / 255, 4) for c in self.colors[0])
-        return f"tensor([[[[{r:.4f}, {g:.4f}, {b:.4f}],\n          ...]]]) shape=[{self.batch}, {self.height}, {self.width}, 3]"
+        return (f"tensor([[[[{r:.4f}, {g:.4f}, {b:.4f}],\n          ...]]]) "
+                f"shape=[{self.batch}, {self.height}, {self.width}, 3]")
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,8 @@ class SimVideo:
     audio: SimAudio | None = None
 
     def __str__(self) -> str:
-        return f"<comfy_api.latest._input_impl.video_types.VideoFromComponents object at 0x7f{abs(hash(self)) % 10**10:010x}>"
+        return ("<comfy_api.latest._input_impl.video_types.VideoFromComponents object at "
+                f"0x7f{abs(hash(self)) % 10**10:010x}>")
 
 
 @dataclass(frozen=True)
@@ -208,7 +210,8 @@ def load_image(i, ctx):
         with open(path, "rb") as fh:
             data = fh.read()
     except OSError:
-        raise NodeError("FileNotFoundError", f"[Errno 2] No such file or directory: '{ctx.files.shown(path)}'") from None
+        raise NodeError("FileNotFoundError",
+                        f"[Errno 2] No such file or directory: '{ctx.files.shown(path)}'") from None
     info = media.png_info(data)
     if info:
         width, height, rgb, alpha = info
@@ -313,13 +316,25 @@ def preview_audio(i, ctx):
 
 
 SPLIT_AUDIO_TRACEBACK = [
-    '  File "/opt/ComfyUI/execution.py", line 518, in execute\n    output_data, output_ui, has_subgraph, has_pending_tasks = await get_output_data(prompt_id, unique_id, obj, input_data_all, execution_block_cb=execution_block_cb, pre_execute_cb=pre_execute_cb, v3_data=v3_data)\n                                                              ' + "^" * 151 + "\n",
-    '  File "/opt/ComfyUI/execution.py", line 329, in get_output_data\n    return_values = await _async_map_node_over_list(prompt_id, unique_id, obj, input_data_all, obj.FUNCTION, allow_interrupt=True, execution_block_cb=execution_block_cb, pre_execute_cb=pre_execute_cb, v3_data=v3_data)\n                    ' + "^" * 197 + "\n",
-    '  File "/opt/ComfyUI/execution.py", line 303, in _async_map_node_over_list\n    await process_inputs(input_dict, i)\n',
-    '  File "/opt/ComfyUI/execution.py", line 291, in process_inputs\n    result = f(**inputs)\n             ^^^^^^^^^^^\n',
-    '  File "/opt/ComfyUI/comfy_api/internal/__init__.py", line 149, in wrapped_func\n    return method(locked_class, **inputs)\n           ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n',
-    '  File "/opt/ComfyUI/comfy_api/latest/_io.py", line 1570, in EXECUTE_NORMALIZED\n    to_return = cls.execute(*args, **kwargs)\n                ^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n',
-    '  File "/opt/ComfyUI/comfy_extras/nodes_audio.py", line 393, in execute\n    raise ValueError("AudioSplit: Input audio has only one channel.")\n',
+    '  File "/opt/ComfyUI/execution.py", line 518, in execute\n'
+        '    output_data, output_ui, has_subgraph, has_pending_tasks = await get_output_data(prompt_id, unique_id, '
+        'obj, input_data_all, execution_block_cb=execution_block_cb, pre_execute_cb=pre_execute_cb, v3_data=v3_data)\n'
+        '                                                              ' + "^" * 151 + "\n",
+    '  File "/opt/ComfyUI/execution.py", line 329, in get_output_data\n'
+        '    return_values = await _async_map_node_over_list(prompt_id, unique_id, obj, input_data_all, '
+        'obj.FUNCTION, allow_interrupt=True, execution_block_cb=execution_block_cb, pre_execute_cb=pre_execute_cb, '
+        'v3_data=v3_data)\n'
+        '                    ' + "^" * 197 + "\n",
+    '  File "/opt/ComfyUI/execution.py", line 303, in _async_map_node_over_list\n'
+        '    await process_inputs(input_dict, i)\n',
+    '  File "/opt/ComfyUI/execution.py", line 291, in process_inputs\n'
+        '    result = f(**inputs)\n             ^^^^^^^^^^^\n',
+    '  File "/opt/ComfyUI/comfy_api/internal/__init__.py", line 149, in wrapped_func\n'
+        '    return method(locked_class, **inputs)\n           ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n',
+    '  File "/opt/ComfyUI/comfy_api/latest/_io.py", line 1570, in EXECUTE_NORMALIZED\n'
+        '    to_return = cls.execute(*args, **kwargs)\n                ^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n',
+    '  File "/opt/ComfyUI/comfy_extras/nodes_audio.py", line 393, in execute\n'
+        '    raise ValueError("AudioSplit: Input audio has only one channel.")\n',
 ]
 
 
@@ -475,7 +490,8 @@ def default_value(type_name: Any, typed: dict, ctx) -> Any:
         return SimLatent(src.width, src.height, src.batch) if isinstance(src, SimImage) else SimLatent(512, 512, 1)
     if type_name == "MASK":
         src = typed.get("IMAGE")
-        return SimMask(src.width, src.height, (0.0,) * src.batch) if isinstance(src, SimImage) else SimMask(64, 64, (0.0,))
+        return (SimMask(src.width, src.height, (0.0,) * src.batch) if isinstance(src, SimImage)
+                else SimMask(64, 64, (0.0,)))
     if type_name == "AUDIO":
         return SimAudio(44100, 2, 44100)
     if type_name == "VIDEO":
