@@ -150,7 +150,8 @@ def test_errors_of_ordinary_nodes_are_not_bizyair_business():
 
 
 def test_a_bizyair_exception_on_any_node_is_recognised():
-    result = explain_failure("SomeWrapper", "bizyengine.core.common.errors.BizyAirUserError", "网络连接异常，请检查网络后重试。")
+    result = explain_failure("SomeWrapper", "bizyengine.core.common.errors.BizyAirUserError",
+                             "网络连接异常，请检查网络后重试。")
     assert result is not None and result[2]["kind"] == "network"
 
 

@@ -158,18 +158,22 @@ def upload(server, name: str, data: bytes, **fields):
 def slow_blur_graph(blurs: int = 3, color: int = 1) -> dict:
     graph = {"1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": color}}}
     for n in range(2, blurs + 2):
-        graph[str(n)] = {"class_type": "ImageBlur", "inputs": {"image": [str(n - 1), 0], "blur_radius": 3, "sigma": 1.0}}
-    graph[str(blurs + 2)] = {"class_type": "SaveImage", "inputs": {"images": [str(blurs + 1), 0], "filename_prefix": "t/blur"}}
+        graph[str(n)] = {"class_type": "ImageBlur",
+                         "inputs": {"image": [str(n - 1), 0], "blur_radius": 3, "sigma": 1.0}}
+    graph[str(blurs + 2)] = {"class_type": "SaveImage",
+                             "inputs": {"images": [str(blurs + 1), 0], "filename_prefix": "t/blur"}}
     return graph
 
 
 def ws_images_graph(batch: int, color: int = 1) -> dict:
-    return {"1": {"class_type": "EmptyImage", "inputs": {"width": 16, "height": 16, "batch_size": batch, "color": color}},
+    return {"1": {"class_type": "EmptyImage",
+                  "inputs": {"width": 16, "height": 16, "batch_size": batch, "color": color}},
             "2": {"class_type": "SaveImageWebsocket", "inputs": {"images": ["1", 0]}}}
 
 
 def save_graph(color: int = 1, prefix: str = "t/img", size: int = 32) -> dict:
-    return {"1": {"class_type": "EmptyImage", "inputs": {"width": size, "height": size, "batch_size": 1, "color": color}},
+    return {"1": {"class_type": "EmptyImage",
+                  "inputs": {"width": size, "height": size, "batch_size": 1, "color": color}},
             "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": prefix}}}
 
 
@@ -240,7 +244,7 @@ def test_replayed_history_has_the_captured_shape(replay, name):
         assert sorted(got["outputs"][node]) == sorted(output)
         for key, items in output.items():
             assert len(got["outputs"][node][key]) == len(items)
-            for mine, theirs in zip(got["outputs"][node][key], items):
+            for mine, theirs in zip(got["outputs"][node][key], items, strict=True):
                 if isinstance(theirs, dict):
                     assert {k: v for k, v in mine.items() if k != "filename"} == \
                         {k: v for k, v in theirs.items() if k != "filename"}
@@ -248,7 +252,8 @@ def test_replayed_history_has_the_captured_shape(replay, name):
                     if theirs["type"] == "temp":
                         stem = re.sub(r"_temp_[a-z]{5}_", "_temp_?_", stem)
                         assert re.fullmatch(r"ComfyUI_temp_[a-z]{5}_\d{5}_\.\w+", mine["filename"])
-                    assert re.sub(r"_temp_[a-z]{5}_", "_temp_?_", re.sub(r"_\d{5}_\.", "_#_.", mine["filename"])) == stem
+                    numbered = re.sub(r"_\d{5}_\.", "_#_.", mine["filename"])
+                    assert re.sub(r"_temp_[a-z]{5}_", "_temp_?_", numbered) == stem
                 else:
                     assert mine == theirs  # animated flags, text
 
@@ -256,7 +261,7 @@ def test_replayed_history_has_the_captured_shape(replay, name):
 @pytest.mark.parametrize("name", [n for n in WF_CAPTURES if load_capture(n)["views"]])
 def test_replayed_view_answers_match_capture(replay, name):
     capture = load_capture(name)
-    for mine, theirs in zip(replay[name]["views"], capture["views"]):
+    for mine, theirs in zip(replay[name]["views"], capture["views"], strict=True):   # one per captured view
         assert mine["status"] == theirs["status"] == 200
         assert mine["content_type"] == theirs["headers"]["Content-Type"]
         assert mine["body"][:4].hex() == theirs["magic"][:8]
@@ -403,11 +408,14 @@ def test_upload_renames_dedupes_and_overwrites_like_capture(comfy_server):
         "type_temp": upload(comfy_server, "up_c.png", png(), type="temp"),
         "type_output": upload(comfy_server, "up_d.png", png(), type="output"),
         "jpeg": upload(comfy_server, "up_e.jpg", b"\xff\xd8\xff fake jpg"),
-        "no_image_field": requests.post(comfy_server.url + "/upload/image", files={"other": ("a.png", b"x")}, timeout=10),
-        "image_as_text_field": requests.post(comfy_server.url + "/upload/image", files={"image": (None, "text")}, timeout=10),
+        "no_image_field": requests.post(comfy_server.url + "/upload/image", files={"other": ("a.png", b"x")},
+                                        timeout=10),
+        "image_as_text_field": requests.post(comfy_server.url + "/upload/image", files={"image": (None, "text")},
+                                             timeout=10),
         "subfolder_traversal": upload(comfy_server, "up_x.png", png(), subfolder="../../etc"),
         "bogus_type": upload(comfy_server, "up_y.png", png(), type="bogus"),
-        "api_prefix": requests.post(comfy_server.url + "/api/upload/image", files={"image": ("up_f.png", png())}, timeout=10),
+        "api_prefix": requests.post(comfy_server.url + "/api/upload/image", files={"image": ("up_f.png", png())},
+                                    timeout=10),
         "urlencoded_not_multipart": requests.post(comfy_server.url + "/upload/image", data={"image": "x"}, timeout=10),
     }
     for case, resp in got.items():
@@ -421,7 +429,8 @@ def test_upload_renames_dedupes_and_overwrites_like_capture(comfy_server):
 
 class open_file:
     def __init__(self, server, name, kind, subfolder=""):
-        self.resp = requests.get(server.url + "/view", params={"filename": name, "type": kind, "subfolder": subfolder}, timeout=10)
+        self.resp = requests.get(server.url + "/view", params={"filename": name, "type": kind, "subfolder": subfolder},
+                                 timeout=10)
 
     def __enter__(self):
         assert self.resp.status_code == 200
@@ -496,7 +505,8 @@ def test_websocket_handshake_checks_origin(comfy_server):
 def test_token_guards_every_route_and_the_websocket(comfy_server_factory):
     server = comfy_server_factory(token="T0ken")
     assert requests.get(server.url + "/system_stats", timeout=10).status_code == 401
-    assert requests.get(server.url + "/system_stats", headers={"Authorization": "Bearer nope"}, timeout=10).status_code == 401
+    wrong = requests.get(server.url + "/system_stats", headers={"Authorization": "Bearer nope"}, timeout=10)
+    assert wrong.status_code == 401
     assert requests.get(server.url + "/api/queue", headers=server.auth_headers(), timeout=10).status_code == 200
     with pytest.raises(websocket.WebSocketBadStatusException) as info:
         websocket.create_connection(server.ws_url, timeout=5)
@@ -547,7 +557,8 @@ def test_prompt_without_client_id_broadcasts_only_progress(comfy_server):
     observer.recv()
     prompt_id = post_prompt(comfy_server, ws_images_graph(2))["prompt_id"]
     entry = wait_history(comfy_server, prompt_id)
-    frames = observer.until(lambda f: f["type"] == "status" and f["data"]["status"]["exec_info"]["queue_remaining"] == 0)
+    frames = observer.until(
+        lambda f: f["type"] == "status" and f["data"]["status"]["exec_info"]["queue_remaining"] == 0)
     observer.close()
     assert set(types(frames)) == {"status", "progress_state", "progress", "binary:1"}
     assert entry["prompt"][3].keys() == {"create_time"}
@@ -625,11 +636,13 @@ def test_interrupt_lands_at_the_next_node_boundary(comfy_server):
     requests.post(comfy_server.url + "/interrupt", json={"prompt_id": prompt_id}, timeout=10)
     frames = ws.until_done(prompt_id)
     ws.close()
-    assert types(frames)[-6:] == ["progress_state", "progress_state", "executing", "execution_interrupted", "status", "executing"]
+    assert types(frames)[-6:] == ["progress_state", "progress_state", "executing", "execution_interrupted", "status",
+                                  "executing"]
     data = next(f["data"] for f in frames if f["type"] == "execution_interrupted")
     assert (data["node_id"], data["node_type"], sorted(data["executed"])) == ("3", "ImageBlur", ["1", "2"])
     status = history(comfy_server, prompt_id)[prompt_id]["status"]
-    assert (status["status_str"], status["completed"], status["messages"][-1][0]) == ("error", False, "execution_interrupted")
+    assert (status["status_str"], status["completed"], status["messages"][-1][0]) == \
+        ("error", False, "execution_interrupted")
     assert [i["applied"] for i in comfy_server.stats()["interrupts"]] == [False, True]
 
 

@@ -31,7 +31,8 @@ from comfyui_bridge.workflow import load_workflow
 
 WORKFLOW = load_workflow((Path(__file__).parent / "fixtures/workflows/empty_save_1024.json").read_bytes())
 
-scalars = st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20)
+scalars = (st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False, allow_infinity=False)
+           | st.text(max_size=20))
 json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
                            | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=25)
 keys = st.sampled_from(["status", "status_str", "completed", "messages", "outputs", "images", "filename",

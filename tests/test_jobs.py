@@ -106,4 +106,5 @@ def test_a_job_whose_server_is_no_longer_configured_says_so(comfy_server):
     submitted = Engine(parse_servers(comfy_server.url)).submit(RunRequest(workflow=save_workflow(), timeout=30))
     with pytest.raises(InputError) as caught:
         Engine(parse_servers("http://127.0.0.1:9")).collect(submitted.job)
-    assert caught.value.code == "job_server_gone" and "no longer in the plugin's ComfyUI addresses" in caught.value.message
+    assert caught.value.code == "job_server_gone"
+    assert "no longer in the plugin's ComfyUI addresses" in caught.value.message

@@ -101,7 +101,8 @@ def test_live_combo_list_wins_when_the_server_describes_the_class():
     def fetch(cls):
         if cls == "SaveImage":
             return None
-        return {"input": {"required": {"sampler_name": [["euler", "my_new_sampler"]], "steps": ["INT", {"min": 1, "max": 99}]}},
+        return {"input": {"required": {"sampler_name": [["euler", "my_new_sampler"]],
+                                       "steps": ["INT", {"min": 1, "max": 99}]}},
                 "output": ["LATENT"]}
 
     info = NodeInfo(fetch=fetch, server="test-overrides")

@@ -71,7 +71,8 @@ def test_a_server_too_slow_to_say_its_queue_is_skipped(comfy_server, comfy_serve
     slow.config(route_delay={"GET /prompt": 1.5})
     probes = routing.probe_all([cfg(slow), cfg(comfy_server)], make_client, deadline=Deadline.after(0.5))
     assert [p.healthy for p in probes] == [False, True]
-    assert routing.choose_server([cfg(slow), cfg(comfy_server)], make_client, deadline=Deadline.after(0.5)) == [cfg(comfy_server)]
+    chosen = routing.choose_server([cfg(slow), cfg(comfy_server)], make_client, deadline=Deadline.after(0.5))
+    assert chosen == [cfg(comfy_server)]
 
 
 def test_no_healthy_server_gives_an_empty_order_with_reasons():
@@ -158,7 +159,8 @@ def test_validation_and_auth_errors_do_not_fail_over(comfy_server_factory):
     broken = dict(WORKFLOW)
     broken["9"] = {"class_type": "NoSuchNode", "inputs": {}}
     with pytest.raises(PromptRejected) as caught:
-        ComfyClient(ServerConfig(locked.url, token="tok-failover-1")).queue_prompt(broken, "p", "c", deadline=Deadline.after(2))
+        ComfyClient(ServerConfig(locked.url, token="tok-failover-1")).queue_prompt(
+            broken, "p", "c", deadline=Deadline.after(2))
     assert not routing.is_failover_error(caught.value)
 
 

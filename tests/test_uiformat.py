@@ -123,7 +123,8 @@ def small_ui() -> dict:
     return {
         "nodes": [
             {"id": 1, "type": "LoadImage", "mode": 0, "inputs": [],
-             "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [1]}, {"name": "MASK", "type": "MASK", "links": []}],
+             "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [1]},
+                         {"name": "MASK", "type": "MASK", "links": []}],
              "widgets_values": ["a.png", "image"]},
             {"id": 2, "type": "ImageInvert", "mode": 4, "inputs": [{"name": "image", "type": "IMAGE", "link": 1}],
              "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [2]}]},
@@ -165,7 +166,7 @@ def test_bypass_mute_primitive_reroute_note_and_titles():
 
 def test_links_as_objects_are_read():
     ui = small_ui()
-    ui["links"] = [dict(zip(["id", "origin_id", "origin_slot", "target_id", "target_slot", "type"], link))
+    ui["links"] = [dict(zip(["id", "origin_id", "origin_slot", "target_id", "target_slot", "type"], link, strict=True))
                    for link in ui["links"]]
     assert convert_ui_workflow(ui, INFO)[0]["3"]["inputs"]["image"] == ["1", 0]
 
@@ -201,7 +202,8 @@ def test_a_control_slot_holding_something_else_is_refused():
     ui = load("workflows/ui-format/bizyair_showcase_ksampler_txt2img.json")
     ks = next(n for n in ui["nodes"] if n["id"] == 27)
     ks["widgets_values"][1] = 20          # [seed, 20, 20, 8, ...]: no control value after the seed
-    assert 'node 27 (BizyAir_KSampler)' in refused(ui) and 'value #2 (20) should be the control mode after "seed"' in refused(ui)
+    assert 'node 27 (BizyAir_KSampler)' in refused(ui)
+    assert 'value #2 (20) should be the control mode after "seed"' in refused(ui)
 
 
 def test_missing_trailing_value_without_default_is_refused():

@@ -37,7 +37,7 @@ def test_eight_simultaneous_invocations_each_get_exactly_their_own_outputs(
         runs = list(pool.map(invoke, prompts))
 
     urls = set()
-    for prompt, run in zip(prompts, runs):
+    for prompt, run in zip(prompts, runs, strict=True):
         assert not run.errors, run.errors
         (blob,) = run.blobs.values()
         # The server embeds the queued graph in each PNG: ours, and nobody else's.
@@ -98,7 +98,8 @@ def test_the_server_mode_key_is_in_no_blob_and_no_cos_object(plugin, comfy_serve
     delivered = []
     for name in ("empty_save_1024.json", "video_mp4.json", "animated_webp.json", "audio_flac.json"):
         run = plugin.invoke(PROVIDER, "comfyui_workflow", creds,
-                            {"workflow_json": (ROOT / "tests/fixtures/workflows" / name).read_text(), "max_blob_mb": 30},
+                            {"workflow_json": (ROOT / "tests/fixtures/workflows" / name).read_text(),
+                             "max_blob_mb": 30},
                             timeout=120)
         assert not run.errors, (name, run.errors)
         assert run.blobs, name

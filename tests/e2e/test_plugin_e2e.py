@@ -82,7 +82,7 @@ def test_a_run_returns_the_exact_bytes_as_blobs_and_the_same_bytes_on_cos(
     urls = run.variables["urls"]
     assert run.variables["url"] == urls[0] and len(urls) == 4
     assert run.variables["markdown"].splitlines()[0] == f"![{summary['outputs'][0]['filename']}]({urls[0]})"
-    for entry, data in zip(summary["outputs"], expected):
+    for entry, data in zip(summary["outputs"], expected, strict=True):
         assert entry["uploaded"] and entry["url"].endswith("/" + entry["filename"])
         assert "key" not in entry and "etag" not in entry and "server" not in summary    # nothing internal
         assert fetch(cos_server, entry["url"]).content == data
