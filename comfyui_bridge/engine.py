@@ -45,19 +45,27 @@ _STALE_DEFINITION_KINDS = {"required_input_missing", "value_not_in_list", "retur
 class Engine:
     """Runs workflows on one or several ComfyUI servers (one run = one server)."""
 
-    def __init__(self, servers: list[ServerConfig], *, bizyair_key: str = "",
+    def __init__(self, servers: list[ServerConfig], *, bizyair_key: str = "", comfy_org_key: str = "",
                  output_limit: int = RUN_OUTPUT_LIMIT,
                  client_factory: Callable[[ServerConfig], ComfyClient] = ComfyClient):
         if not servers:
             raise ValueError("at least one server")
         self.servers = servers
         self.bizyair_key = bizyair_key.strip()
+        self.comfy_org_key = comfy_org_key.strip()
         self.output_limit = output_limit      # bytes of output one run may hold (budget.py)
         self.client_factory = client_factory
 
     def secrets(self) -> list[str]:
         out = [s for server in self.servers for s in server.secrets()]
-        return out + ([self.bizyair_key] if self.bizyair_key else [])
+        return out + [k for k in (self.bizyair_key, self.comfy_org_key) if k]
+
+    def extra_data(self) -> dict[str, str]:
+        """The `extra_data` of every /prompt: the Comfy.org API key for ComfyUI's partner API nodes.
+        ComfyUI (server.py post_prompt) moves `api_key_comfy_org` out of extra_data into the queue
+        item's sensitive part before storing anything, so it is in neither /queue nor /history, and
+        hands it to the nodes' hidden API_KEY_COMFY_ORG input (execution.py get_input_data)."""
+        return {"api_key_comfy_org": self.comfy_org_key} if self.comfy_org_key else {}
 
     # ---- entry point ------------------------------------------------------------------------------
 
@@ -156,7 +164,8 @@ class Engine:
         have got wrong (the server's custom nodes changed), forget them and, if the plan used
         them, plan again with fresh ones and queue once more."""
         try:
-            return client.queue_prompt(plan.graph, prompt_id, client_id, deadline=deadline)
+            return client.queue_prompt(plan.graph, prompt_id, client_id, extra_data=self.extra_data(),
+                                       deadline=deadline)
         except PromptRejected as exc:
             if not set(exc.detail.get("error_types") or ()) & _STALE_DEFINITION_KINDS:
                 raise
@@ -169,7 +178,7 @@ class Engine:
         if key:
             bizyair.apply_server_mode_key(fresh.graph, {}, key, prompt_id)
         plan.graph, plan.changes, plan.warnings = fresh.graph, fresh.changes, fresh.warnings
-        return client.queue_prompt(plan.graph, prompt_id, client_id, deadline=deadline)
+        return client.queue_prompt(plan.graph, prompt_id, client_id, extra_data=self.extra_data(), deadline=deadline)
 
     def _upload_images(self, client: ComfyClient, request: RunRequest, deadline: Deadline) -> list[str]:
         names = []
