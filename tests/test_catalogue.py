@@ -393,3 +393,11 @@ def test_a_cloud_failure_names_the_model_and_says_what_to_do(comfy_server, kind,
     assert result.error.detail.get("error_code") == code
     other = run_model(comfy_server, "text_to_video", "wan_2_7")      # only that model's cloud fails
     assert other.ok, other.error
+
+
+@pytest.mark.parametrize("readme", ["README.md", "readme/README_zh_Hans.md"])
+def test_both_readmes_list_every_model_with_its_node_class(readme):
+    rows = [line for line in (ROOT / readme).read_text(encoding="utf-8").split("\n") if line.startswith("| `")]
+    for tool, key in MODELS:
+        m = model(tool, key)
+        assert any(row.startswith(f"| `{key}`") and f"`{m.class_type}`" in row for row in rows), (readme, key)
