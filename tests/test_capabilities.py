@@ -106,3 +106,15 @@ def test_an_unreachable_server_is_an_error_saying_so():
     with pytest.raises(BridgeError) as caught:
         discover(client, Deadline.after(5))
     assert "refused" in caught.value.message
+
+
+def test_with_several_servers_the_first_that_answers_is_asked(comfy_server):
+    from functools import partial
+
+    from comfyui_bridge.catalogue.capabilities import first_answering
+    servers = parse_servers(f"http://127.0.0.1:9, {comfy_server.url}")
+    index, caps = first_answering([partial(ComfyClient, s) for s in servers],
+                                  partial(discover, deadline=Deadline.after(30)))
+    assert (index, caps.kind) == (1, "bizyair")
+    with pytest.raises(BridgeError, match="refused"):
+        first_answering([partial(ComfyClient, servers[0])], partial(discover, deadline=Deadline.after(5)))
