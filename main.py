@@ -27,7 +27,7 @@ def shutdown(why: str) -> None:
 def _on_sigterm(signum: int, frame: object) -> None:
     # The handler may run inside gevent's hub, which must not block: stop from a fresh greenlet.
     try:
-        import gevent
+        import gevent  # type: ignore[import-untyped]
     except ImportError:   # pragma: no cover - dify_plugin always brings gevent
         shutdown("SIGTERM")
         return
@@ -43,7 +43,7 @@ def _read_or_shutdown(self: StdioRequestReader) -> bytes:
 
 
 _sdk_read = StdioRequestReader._read_async
-StdioRequestReader._read_async = _read_or_shutdown  # type: ignore[method-assign]
+StdioRequestReader._read_async = _read_or_shutdown
 
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, _on_sigterm)

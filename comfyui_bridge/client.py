@@ -22,8 +22,8 @@ import urllib3
 from . import jsonsafe, responses
 from .deadline import WATCHDOG, Deadline
 from .endpoint import ServerConfig
-from .guarded_http import GuardedAdapter
 from .errors import AuthRejected, BadResponse, ConnectionFailed, NotComfyUI, PromptRejected
+from .guarded_http import GuardedAdapter
 from .models import OutputRef
 from .rejections import describe_rejection
 from .scrub import one_line
@@ -415,7 +415,7 @@ def _node_error_summary(payload: Any, limit: int = 50) -> dict:
     for node_id, err in list(node_errors.items())[:limit]:
         if not isinstance(err, dict):
             continue
-        items = err.get("errors") if isinstance(err.get("errors"), list) else []
+        items = jsonsafe.as_list(err.get("errors"))
         out[one_line(node_id, 40)] = {
             "class_type": one_line(err.get("class_type") or "", 80),
             "errors": [one_line(e.get("message", ""), 200) + (f" ({one_line(e.get('details'), 200)})"

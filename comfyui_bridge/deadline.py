@@ -74,9 +74,12 @@ class Guard:
 
     def __init__(self, deadline: Deadline):
         self.deadline = deadline
-        self.tripped = False
+        self.tripped = False          # the watchdog cut this guard's sockets
+        self.finished = False         # the guarded work is over: nothing left to cut
+        self.at = time.monotonic() + deadline.remaining()   # real monotonic time of the deadline
         self._socks: list[socket.socket] = []
         self._lock = threading.Lock()
+        self._watchdog: Watchdog | None = None
 
     def watch(self, sock: socket.socket | None) -> None:
         if sock is None:
@@ -84,11 +87,29 @@ class Guard:
         with self._lock:
             if self.tripped:
                 _shutdown(sock)
-            else:
+            elif not self.finished:
                 self._socks.append(sock)
+
+    def close(self) -> None:
+        """The guarded work is over (sockets closed by their owner): forget them."""
+        with self._lock:
+            self.finished = True
+            self._socks = []
+
+    def rearm(self, deadline: Deadline) -> None:
+        """Move this guard's deadline (earlier or later), e.g. a fresh limit for each websocket
+        frame. Cheap: a later deadline costs nothing until the old one comes due."""
+        self.deadline = deadline
+        at = time.monotonic() + deadline.remaining()
+        earlier = at < self.at
+        self.at = at
+        if earlier and self._watchdog is not None:
+            self._watchdog._schedule(self)
 
     def trip(self) -> None:
         with self._lock:
+            if self.finished:
+                return
             self.tripped = True
             socks, self._socks = self._socks, []
         for sock in socks:
@@ -123,23 +144,29 @@ class Watchdog:
     def guard(self, deadline: Deadline) -> Iterator[Guard]:
         """Within the block, sockets registered with `current_guard().watch(sock)` are shut down
         when `deadline` passes. Nested guards: the inner one applies inside it."""
-        g = Guard(deadline)
-        self._add(g)
+        g = self.open_guard(deadline)
         token = _current.set(g)
         try:
             yield g
         finally:
             _current.reset(token)
-            with g._lock:
-                g._socks = []
-                g.tripped = True    # finished: the watchdog has nothing left to do with it
+            g.close()
+
+    def open_guard(self, deadline: Deadline) -> Guard:
+        """A guard outside any `with` block (e.g. one per websocket); call `close()` when done."""
+        g = Guard(deadline)
+        self._add(g)
+        return g
 
     def _add(self, g: Guard) -> None:
-        # The watchdog uses the real monotonic clock: a guard on an injected test clock is
-        # converted to the equivalent real moment.
-        at = time.monotonic() + g.deadline.remaining()
+        g._watchdog = self
+        self._schedule(g)
+
+    def _schedule(self, g: Guard) -> None:
+        # The watchdog uses the real monotonic clock: a guard on an injected test clock was
+        # converted to the equivalent real moment (Guard.at).
         with self._cond:
-            heapq.heappush(self._heap, (at, next(self._counter), g))
+            heapq.heappush(self._heap, (g.at, next(self._counter), g))
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, name="comfyui-deadline-watchdog", daemon=True)
                 self._thread.start()
@@ -156,9 +183,14 @@ class Watchdog:
                     self._cond.wait(wait)
                     continue
                 heapq.heappop(self._heap)
-            if not g.tripped:
-                log.debug("deadline passed: closing the sockets of a guarded call")
-                g.trip()
+                if g.finished or g.tripped:
+                    continue
+                if g.at > at:
+                    # Re-armed to a later deadline since this entry was made: wait for that one.
+                    heapq.heappush(self._heap, (g.at, next(self._counter), g))
+                    continue
+            log.debug("deadline passed: closing the sockets of a guarded call")
+            g.trip()
 
 
 WATCHDOG = Watchdog()

@@ -13,22 +13,34 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from . import bizyair, lifecycle, metadata, routing
-from .jsonsafe import shown
 from .budget import RUN_OUTPUT_LIMIT, OutputBudget
 from .client import ComfyClient
 from .deadline import Deadline
 from .endpoint import ServerConfig
-from .errors import BadResponse, BridgeError, ConnectionFailed, ExecutionFailed, PromptRejected, RunLost, RunTimeout
+from .errors import (
+    BadResponse,
+    BridgeError,
+    ConnectionFailed,
+    ExecutionFailed,
+    InputError,
+    PromptRejected,
+    RunLost,
+    RunTimeout,
+)
+from .jobs import Job
+from .jsonsafe import shown
 from .media import classify, extension
 from .models import NodeFailure, OutputFile, OutputRef, Plan, RunRequest, RunResult
 from .nodeinfo import NodeInfo
 from .outputs import collect_refs, download, make_file
+from .images import rename_images
 from .plan import build_plan
 from .rejections import describe_rejection
-from .run import Outcome, Progress, RunFollower
+from .run import Outcome, Progress, RunFollower, settle
 from .scrub import one_line
 from .ws import close_quietly, open_run_socket
 
@@ -36,10 +48,57 @@ log = logging.getLogger(__name__)
 
 CANCEL_RESERVE = 4.0        # seconds kept back from the deadline to stop our prompt and fetch outputs
 LOOKUP_BUDGET = 8.0         # all node-definition lookups of one run together
+SUBMIT_LIMIT = 60.0         # submitting (plan, uploads, queue) never takes longer than this
+COLLECT_MARGIN = 30.0       # after a collect's wait: time to download what finished
 CLEANUP_WINDOW = 120.0      # a prompt we could not stop is retried (and its history deleted) this long
 # ComfyUI rejections that may come from definitions we cached before the server changed.
 _STALE_DEFINITION_KINDS = {"required_input_missing", "value_not_in_list", "return_type_mismatch",
                            "invalid_input_type", "invalid_prompt"}
+
+
+@dataclass
+class _Ready:
+    """A request planned for one server, ready to queue."""
+
+    request: RunRequest
+    nodeinfo: NodeInfo
+    uploaded: list[str]
+    plan: Plan
+    key: str                       # the server-mode key injected into plan.graph ("" if none)
+
+
+@dataclass
+class Submitted:
+    job: Job
+    status: str                    # "queued" | "running"
+    position: int                  # 1-based among pending, 0 when running
+    plan: Plan
+
+
+@dataclass
+class Collected:
+    job: Job
+    status: str                    # "queued" | "running" | "finished"
+    position: int = 0
+    node: str = ""                 # the node running, as "<id> (<class> "<title>")"
+    step: tuple[int, int] | None = None
+    result: RunResult | None = None
+
+
+class _Watch:
+    """Forwards progress and remembers the last node and step (for a collect that returns early)."""
+
+    def __init__(self, forward: Progress):
+        self.forward = forward
+        self.node = ""
+        self.step: tuple[int, int] | None = None
+
+    def __call__(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "node":
+            self.node, self.step = str(data.get("node") or ""), None
+        elif kind == "progress" and isinstance(data.get("value"), (int, float)):
+            self.step = (int(data["value"]), int(data.get("max") or 0))
+        self.forward(kind, data)
 
 
 class Engine:
@@ -106,14 +165,7 @@ class Engine:
                 notify: Progress) -> RunResult:
         started = time.monotonic()
         timings: dict[str, float] = {}
-        nodeinfo = node_info(client, deadline)
-        if request.images:
-            build_plan(request.workflow, request, nodeinfo, ["pending.png"] * len(request.images))
-        uploaded = self._upload_images(client, request, deadline)
-        plan = build_plan(request.workflow, request, nodeinfo, uploaded)
-        key = self._server_mode_key(client, deadline)
-        if key:
-            bizyair.apply_server_mode_key(plan.graph, {}, key, prompt_id)
+        ready = self._prepare(client, request, prompt_id, deadline)
         client_id = uuid.uuid4().hex
         ws = None
         budget = OutputBudget(self.output_limit)
@@ -125,12 +177,11 @@ class Engine:
                     raise
                 log.info("websocket unavailable on %s, following by polling", client.server.label)
             timings["ws_connected"] = time.monotonic() - started
-            accepted = self._queue(client, plan, request, nodeinfo, uploaded, prompt_id, client_id, deadline, key)
+            plan = self._queue(client, ready, prompt_id, client_id, deadline)
             lifecycle.register(lifecycle.ActiveRun(
                 client.server.label, prompt_id,
-                lambda d: stop(self.client_factory(client.server), prompt_id, d, forget_history=bool(key))))
+                lambda d: stop(self.client_factory(client.server), prompt_id, d, forget_history=bool(ready.key))))
             timings["queued"] = time.monotonic() - started
-            plan.warnings.extend(_skipped_outputs(accepted, plan.graph))
             notify("accepted", {"prompt_id": prompt_id})
             # Keep time back to stop our prompt and fetch what finished, inside the user's timeout.
             reserve = min(CANCEL_RESERVE, 0.25 * request.timeout)
@@ -142,7 +193,7 @@ class Engine:
                 outcome = follower.follow()
             finally:
                 timings["finished"] = time.monotonic() - started
-            result = self._result(client, plan, prompt_id, outcome, deadline, budget, key)
+            result = self._result(client, plan, prompt_id, outcome, deadline, budget, ready.key)
         finally:
             close_quietly(ws)
             lifecycle.unregister(prompt_id)
@@ -151,6 +202,141 @@ class Engine:
         result.deadline = deadline
         return result
 
+    def _prepare(self, client: ComfyClient, request: RunRequest, prompt_id: str, deadline: Deadline) -> _Ready:
+        """Everything before queueing: definitions, checks, image uploads, the plan, the key."""
+        nodeinfo = node_info(client, deadline)
+        # Planned once, with placeholder image names: a bad request fails before anything is
+        # uploaded; the names ComfyUI gives the uploads replace the placeholders afterwards.
+        plan = build_plan(request.workflow, request, nodeinfo, [f"pending_{i}.png" for i in range(len(request.images))])
+        uploaded = self._upload_images(client, request, deadline)
+        rename_images(plan.graph, plan.changes, uploaded)
+        key = self._server_mode_key(client, deadline)
+        if key:
+            bizyair.apply_server_mode_key(plan.graph, key, prompt_id)
+        return _Ready(request, nodeinfo, uploaded, plan, key)
+
+    # ---- submit now, collect later ----------------------------------------------------------------
+
+    def submit(self, request: RunRequest, on_progress: Progress | None = None) -> Submitted:
+        """Queue the request and return at once with a Job that `collect` (in this or another
+        process) follows to its end. Raises BridgeError when nothing was queued."""
+        if lifecycle.stopping():
+            raise ConnectionFailed("The plugin is shutting down; submit the workflow again in a moment.",
+                                   message_zh="插件正在关闭，请稍后重新提交工作流。", code="shutting_down")
+        deadline = Deadline.after(min(request.timeout, SUBMIT_LIMIT))
+        notify = on_progress or (lambda kind, data: None)
+        prompt_id = str(uuid.uuid4())
+        last_error: BridgeError | None = None
+        for server in self._candidates(deadline):
+            client = self.client_factory(server)
+            try:
+                ready = self._prepare(client, request, prompt_id, deadline)
+                client_id = uuid.uuid4().hex
+                plan = self._queue(client, ready, prompt_id, client_id, deadline)
+                notify("accepted", {"prompt_id": prompt_id})
+                try:
+                    state, position = client.queue_state(prompt_id, deadline=deadline.within(2.0))
+                except BridgeError:
+                    state, position = "queued", 0
+                job = Job.create(server.base_url, prompt_id, client_id, plan, bool(ready.key))
+                return Submitted(job, "running" if state == "running" else "queued", position, plan)
+            except BridgeError as exc:
+                if not routing.is_failover_error(exc) or len(self.servers) == 1:
+                    raise
+                last_error = exc
+            finally:
+                client.close()
+        raise last_error or ConnectionFailed("No ComfyUI server is reachable.",
+                                             message_zh="没有可用的 ComfyUI 服务器。")
+
+    def collect(self, job: Job, wait: float = 0.0, on_progress: Progress | None = None) -> Collected:
+        """Follow a submitted job for up to `wait` seconds. Returns its state ("queued"/"running",
+        with the queue position or the node running) or, once it ended, the RunResult with every
+        output that finished (downloaded within COLLECT_MARGIN seconds after the wait)."""
+        client = self.client_factory(self._server_of(job))
+        plan = job.plan()
+        notify = on_progress or (lambda kind, data: None)
+        watch = _Watch(_titled(notify, plan.graph))
+        follow_until = Deadline.after(max(0.0, wait))
+        deadline = Deadline.after(max(0.0, wait) + COLLECT_MARGIN)
+        budget = OutputBudget(self.output_limit)
+        try:
+            try:
+                entry = client.history(job.prompt_id, deadline=deadline.within(10.0))
+            except BridgeError:
+                entry = None    # a flaky history: the follower below tries again
+            if entry is not None:
+                outcome = settle(Outcome(status="success"), entry)
+            else:
+                ws = None
+                if wait > 0:
+                    try:   # the job's own client id: ComfyUI sends this prompt's events to it
+                        ws = open_run_socket(client.server, job.client_id, follow_until.within(5.0))
+                    except BridgeError:
+                        ws = None
+                follower = RunFollower(client, job.prompt_id, job.client_id, follow_until, ws, watch,
+                                       websocket_nodes=set(), budget=budget)
+                outcome = follower.follow() if wait > 0 else follower.peek()
+                if outcome.status == "timeout":
+                    return self._still_going(client, job, deadline, watch, outcome)
+            key = self.bizyair_key if job.key_injected else ""
+            result = self._result(client, plan, job.prompt_id, outcome, deadline, budget, key)
+            result.deadline = deadline
+            if result.outputs:
+                job.outputs = [f.ref for f in result.outputs if f.ref.type != "websocket"]
+            return Collected(job, "finished", result=result)
+        finally:
+            client.close()
+
+    def fetch_outputs(self, job: Job, deadline: Deadline | None = None) -> RunResult:
+        """Download a collected job's outputs again by name (its history may be gone by now)."""
+        client = self.client_factory(self._server_of(job))
+        deadline = deadline or Deadline.after(COLLECT_MARGIN)
+        try:
+            files, failed = download(client, list(job.outputs), job.prompt_id, deadline, OutputBudget(self.output_limit))
+            plan = job.plan()
+            if job.key_injected:
+                files, withheld = _without_key(files, self.bizyair_key)
+                plan.warnings.extend(withheld)
+            plan.warnings.extend(f"output {shown(ref.filename, 80)} of node {shown(ref.node_id, 40)} could not be "
+                                 f"fetched again: {why}" for ref, why in failed[:20])
+            result = RunResult(prompt_id=job.prompt_id, server=client.server.label, status="success",
+                               outputs=files, missing=[r for r, _ in failed], warnings=plan.warnings, plan=plan)
+            result.deadline = deadline
+            return result
+        finally:
+            client.close()
+
+    def cancel(self, job: Job, deadline: Deadline | None = None) -> bool:
+        """Stop a submitted job on its server (dequeue or interrupt). True when it is gone."""
+        client = self.client_factory(self._server_of(job))
+        try:
+            return stop(client, job.prompt_id, deadline or Deadline.after(6.0), forget_history=job.key_injected)
+        finally:
+            client.close()
+
+    def _server_of(self, job: Job) -> ServerConfig:
+        for server in self.servers:
+            if server.base_url == job.server:
+                return server
+        label = ServerConfig(job.server).label
+        raise InputError(
+            f"The job ran on {label}, which is no longer in the plugin's ComfyUI addresses. Add it back to "
+            "collect the job, or submit the workflow again.",
+            message_zh=f"该任务运行在 {label} 上，但插件的 ComfyUI 地址中已没有该服务器。请重新添加后再收取，或重新提交工作流。",
+            code="job_server_gone")
+
+    def _still_going(self, client: ComfyClient, job: Job, deadline: Deadline, watch: _Watch,
+                     outcome: Outcome) -> Collected:
+        try:
+            state, position = client.queue_state(job.prompt_id, deadline=deadline.within(3.0))
+        except BridgeError:
+            state, position = "unknown", 0
+        status = "queued" if state == "pending" else "running"
+        node = outcome.current_node or watch.node
+        return Collected(job, status, position=position, node=_label(job.graph, node) if node else "",
+                         step=watch.step)
+
     def _server_mode_key(self, client: ComfyClient, deadline: Deadline) -> str:
         """The BizyAir key, only for a server that says it runs in server mode: a plain ComfyUI
         would refuse the extra node, and a container with its own key must not receive ours."""
@@ -158,27 +344,30 @@ class Engine:
             return ""
         return self.bizyair_key if bizyair.ask_server_mode(client, deadline) is True else ""
 
-    def _queue(self, client: ComfyClient, plan: Plan, request: RunRequest, nodeinfo: NodeInfo,
-               uploaded: list[str], prompt_id: str, client_id: str, deadline: Deadline, key: str) -> dict:
-        """POST /prompt. When ComfyUI rejects the workflow for something our cached definitions may
-        have got wrong (the server's custom nodes changed), forget them and, if the plan used
-        them, plan again with fresh ones and queue once more."""
+    def _queue(self, client: ComfyClient, ready: _Ready, prompt_id: str, client_id: str,
+               deadline: Deadline) -> Plan:
+        """POST /prompt; returns the plan that was queued. When ComfyUI rejects the workflow for
+        something our cached definitions may have got wrong (the server's custom nodes changed),
+        forget them and, if the plan used them, plan again with fresh ones and queue once more."""
+        plan = ready.plan
         try:
-            return client.queue_prompt(plan.graph, prompt_id, client_id, extra_data=self.extra_data(),
-                                       deadline=deadline)
+            accepted = client.queue_prompt(plan.graph, prompt_id, client_id, extra_data=self.extra_data(),
+                                           deadline=deadline)
         except PromptRejected as exc:
             if not set(exc.detail.get("error_types") or ()) & _STALE_DEFINITION_KINDS:
                 raise
-            used_live = nodeinfo.used_live
-            nodeinfo.forget_live()
+            used_live = ready.nodeinfo.used_live
+            ready.nodeinfo.forget_live()
             if not used_live:
                 raise
             log.info("ComfyUI rejected a plan made with cached definitions; planning again")
-        fresh = build_plan(request.workflow, request, nodeinfo, uploaded)
-        if key:
-            bizyair.apply_server_mode_key(fresh.graph, {}, key, prompt_id)
-        plan.graph, plan.changes, plan.warnings = fresh.graph, fresh.changes, fresh.warnings
-        return client.queue_prompt(plan.graph, prompt_id, client_id, extra_data=self.extra_data(), deadline=deadline)
+            plan = build_plan(ready.request.workflow, ready.request, ready.nodeinfo, ready.uploaded)
+            if ready.key:
+                bizyair.apply_server_mode_key(plan.graph, ready.key, prompt_id)
+            accepted = client.queue_prompt(plan.graph, prompt_id, client_id, extra_data=self.extra_data(),
+                                           deadline=deadline)
+        plan.warnings.extend(_skipped_outputs(accepted, plan.graph))
+        return plan
 
     def _upload_images(self, client: ComfyClient, request: RunRequest, deadline: Deadline) -> list[str]:
         names = []
@@ -421,8 +610,8 @@ def _without_key(files: list[OutputFile], key: str) -> tuple[list[OutputFile], l
             f.data = cleaned.data
             kept.append(f)
         else:
-            notes.append(f"{f.name} was withheld: it contains the BizyAir API key (ComfyUI writes the queued prompt "
-                         "into its metadata) and the key could not be removed from this file type.")
+            notes.append(f"{f.name} was withheld: ComfyUI wrote the queued prompt, which carries the BizyAir API "
+                         f"key in server mode, into it, and the key could not be removed ({cleaned.problem}).")
     return kept, notes
 
 

@@ -27,7 +27,7 @@ class _GuardedHTTPConnection(HTTPConnection):
         super().connect()
         _watch(self)
 
-    def request(self, *args: Any, **kw: Any) -> None:  # type: ignore[override]
+    def request(self, *args: Any, **kw: Any) -> None:
         if self.sock is not None:   # a kept-alive connection: this call's guard takes it over
             _watch(self)
         super().request(*args, **kw)
@@ -38,7 +38,7 @@ class _GuardedHTTPSConnection(HTTPSConnection):
         super().connect()
         _watch(self)
 
-    def request(self, *args: Any, **kw: Any) -> None:  # type: ignore[override]
+    def request(self, *args: Any, **kw: Any) -> None:
         if self.sock is not None:
             _watch(self)
         super().request(*args, **kw)

@@ -98,6 +98,15 @@ def place_images(graph: dict, slots: list[ImageSlot], names: list[str]) -> list[
     return changes
 
 
+def rename_images(graph: dict, changes: list[InputChange], names: list[str]) -> None:
+    """After the upload: the names ComfyUI gave the files replace the placeholders a plan was made
+    with (in place; `changes` are the plan's "image" changes, in slot order)."""
+    wf = Workflow(graph)
+    for change, name in zip([c for c in changes if c.role == "image"], names, strict=False):
+        wf.set(change.node_id, change.input_name, name)
+        change.value = name
+
+
 def _loaders(graph: dict, nodeinfo: NodeInfo) -> str:
     wf = Workflow(graph)
     return ", ".join(wf.describe(n) for n in wf.ids() if upload_input(graph, nodeinfo, n))

@@ -11,7 +11,7 @@ import json
 import reprlib
 from typing import Any
 
-__all__ = ["JsonTooDeep", "JsonTooLarge", "JsonError", "depth_exceeds", "parse", "shown"]
+__all__ = ["JsonTooDeep", "JsonTooLarge", "JsonError", "as_dict", "as_list", "depth_exceeds", "parse", "shown"]
 
 
 class JsonError(ValueError):
@@ -86,3 +86,13 @@ def _short_repr(value: object) -> str:
         return _REPR.repr(value)
     except (ValueError, RecursionError):   # e.g. an int of more than 4300 digits
         return f"<{type(value).__name__}>"
+
+
+def as_dict(value: Any) -> dict:
+    """`value` when it is a dict, else an empty one: for reading a field of some hostile JSON."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list:
+    """`value` when it is a list, else an empty one."""
+    return value if isinstance(value, list) else []

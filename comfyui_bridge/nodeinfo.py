@@ -20,10 +20,13 @@ import re
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
+
+from .jsonsafe import as_dict, as_list
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +106,8 @@ def trim_input_spec(spec: Any) -> list:
 
 def trim_definition(d: dict, *, extra: dict | None = None) -> dict:
     """The parts of one `/object_info/<Class>` definition the engine uses."""
-    inputs = d.get("input") if isinstance(d.get("input"), dict) else {}
-    order = d.get("input_order") if isinstance(d.get("input_order"), dict) else {}
+    inputs = as_dict(d.get("input"))
+    order = as_dict(d.get("input_order"))
     out_in: dict[str, dict] = {}
     for section in ("required", "optional"):
         sec = inputs.get(section)
@@ -112,7 +115,7 @@ def trim_definition(d: dict, *, extra: dict | None = None) -> dict:
             continue
         # Stored in the definition's order, so no separate input_order is needed.
         out_in[section] = {n: trim_input_spec(sec[n]) for n in _ordered_names(sec, order.get(section))}
-    raw_outputs = d.get("output") if isinstance(d.get("output"), list) else []
+    raw_outputs = as_list(d.get("output"))
     outputs = [o[:200] if isinstance(o, str) else COMBO for o in raw_outputs]
     trimmed: dict[str, Any] = {"input": out_in, "output": outputs}
     names = d.get("output_name")
@@ -210,11 +213,11 @@ class NodeDef:
     source: str = "bundled"               # bundled | live
 
     @classmethod
-    def parse(cls, class_type: str, d: dict, source: str = "bundled") -> "NodeDef":
+    def parse(cls, class_type: str, d: dict, source: str = "bundled") -> NodeDef:
         inputs: dict[str, InputSpec] = {}
         raw_inputs = d.get("input") or {}
         order = d.get("input_order") or {}
-        outputs_raw = d.get("output") if isinstance(d.get("output"), list) else []
+        outputs_raw = as_list(d.get("output"))
         for section in ("required", "optional"):
             sec = raw_inputs.get(section) if isinstance(raw_inputs, dict) else None
             if not isinstance(sec, dict):

@@ -50,13 +50,6 @@ def build_plan(graph: dict, request: RunRequest, nodeinfo: NodeInfo, uploaded_im
     return plan
 
 
-def preflight(graph: dict, request: RunRequest, nodeinfo: NodeInfo) -> Plan:
-    """Every check build_plan makes, before the images are uploaded (their names are not known yet):
-    call it first so a bad request fails before anything is sent to the server."""
-    pending = [f"pending_{i}.png" for i in range(len(request.images))]
-    return build_plan(graph, request, nodeinfo, pending)
-
-
 def _apply_text(plan: Plan, res: Resolution, text: str, role: str) -> None:
     if not text:
         return
@@ -118,7 +111,8 @@ def inspect_workflow(graph: dict | str | bytes, nodeinfo: NodeInfo) -> dict[str,
     try:
         images = [s.node_id for s in find_image_slots(g, nodeinfo)]
     except InputError as exc:   # pragma: no cover - automatic slots never raise
-        images, _ = [], warnings.append(exc.message)
+        images = []
+        warnings.append(exc.message)
     warnings += deprecated_warnings(g, nodeinfo)
     pos, neg = analysis.positive.pairs(), analysis.negative.pairs()
     return {

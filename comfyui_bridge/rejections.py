@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .scrub import one_line
+from .jsonsafe import as_dict
 
 MAX_LINES = 20   # one per failing input; a hostile answer may list thousands
 
@@ -49,7 +50,7 @@ def _node_label(node_id: str, class_type: Any, graph: dict) -> str:
 def _explain(item: dict) -> str:
     kind = item.get("type", "")
     details = one_line(item.get("details", ""), 240)
-    extra = item.get("extra_info") if isinstance(item.get("extra_info"), dict) else {}
+    extra = as_dict(item.get("extra_info"))
     name = one_line(extra.get("input_name") or details.split(",")[0].split(":")[0].strip(), 80)
     if kind == "required_input_missing":
         return f'required input "{name}" is missing'

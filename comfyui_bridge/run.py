@@ -25,12 +25,12 @@ import websocket
 from . import jsonsafe
 from .budget import OutputBudget
 from .client import ComfyClient
-from .deadline import WATCHDOG, Deadline
+from .deadline import WATCHDOG, Deadline, Guard
 from .errors import BridgeError
 from .responses import HistoryEntry
 from .ws import MAX_MESSAGE_BYTES, close_quietly, open_run_socket
 
-__all__ = ["Outcome", "Progress", "RunFollower"]
+__all__ = ["Outcome", "Progress", "RunFollower", "settle"]
 
 Progress = Callable[[str, dict[str, Any]], None]
 
@@ -39,6 +39,7 @@ POLL_GAP = 5.0       # poll at least this often even when the socket is busy
 POLL_INTERVAL = 0.5  # poll-only mode (no socket)
 GONE_AFTER = 20.0    # a server refusing connections this long is gone (killed, not restarting)
 DRAIN_LIMIT = 10.0   # after /history says done: read the socket's remaining frames for at most this long
+FRAME_LIMIT = 10.0   # one websocket frame taking longer than this: the socket is broken (or hostile)
 _DOWN_CODES = ("refused", "unreachable", "dns_failed", "connect_timeout")
 
 
@@ -78,30 +79,28 @@ class RunFollower:
         self._reconnected = False
         self._last_queue_pos: int | None = None
         self._ended_on_socket = False
+        self._sock_guard: Guard | None = None
 
     # ---- public -------------------------------------------------------------------------------
 
     def follow(self) -> Outcome:
-        with WATCHDOG.guard(self.deadline) as guard:
-            if self.ws is not None:
-                guard.watch(self.ws.sock)
-            try:
-                while True:
-                    if self.deadline.expired():
-                        self.outcome.status = "timeout"
-                        return self.outcome
-                    if self.ws is not None:
-                        done = self._read_socket()
-                    else:
-                        done = self._poll()
-                        if not done:
-                            self.deadline.sleep(POLL_INTERVAL)
-                    if done:
-                        self._drain_websocket_images()
-                        return self.outcome
-            finally:
-                close_quietly(self.ws)
-                self.ws = None
+        self._attach(self.ws)
+        try:
+            while True:
+                if self.deadline.expired():
+                    self.outcome.status = "timeout"
+                    return self.outcome
+                if self.ws is not None:
+                    done = self._read_socket()
+                else:
+                    done = self._poll()
+                    if not done:
+                        self.deadline.sleep(POLL_INTERVAL)
+                if done:
+                    self._drain_websocket_images()
+                    return self.outcome
+        finally:
+            self._detach()
 
     # ---- websocket ------------------------------------------------------------------------------
 
@@ -111,6 +110,7 @@ class RunFollower:
             return True
         try:
             self.ws.settimeout(self.deadline.timeout(SILENCE))
+            self._frame_limit(self.deadline)
             opcode, payload = self.ws.recv_data()
         except websocket.WebSocketTimeoutException:
             return self._poll()
@@ -130,18 +130,36 @@ class RunFollower:
             return False
         return self._message(message) if isinstance(message, dict) else False
 
+    def _attach(self, ws: websocket.WebSocket | None) -> None:
+        """Follow on `ws`, under its own guard: re-armed for each frame, so a frame trickled byte by
+        byte costs at most FRAME_LIMIT before the follower falls back to polling the history."""
+        self.ws = ws
+        if ws is not None:
+            self._sock_guard = WATCHDOG.open_guard(self.deadline)
+            self._sock_guard.watch(ws.sock)
+
+    def _detach(self) -> None:
+        close_quietly(self.ws)
+        self.ws = None
+        if self._sock_guard is not None:
+            self._sock_guard.close()
+            self._sock_guard = None
+
+    def _frame_limit(self, deadline: Deadline) -> None:
+        if self._sock_guard is not None:
+            self._sock_guard.rearm(deadline.within(FRAME_LIMIT))
+
     def _socket_lost(self) -> None:
         """Close the dead socket first (two sockets on one clientId make the new one deaf), then
         try one reconnect; after that, history polling carries the run."""
-        close_quietly(self.ws)
-        self.ws = None
+        self._detach()
         if self.websocket_nodes and not self._ended_on_socket:
             self.outcome.ws_incomplete = True
         if self._reconnected or self.deadline.remaining() <= 1.0:
             return
         self._reconnected = True
         try:
-            self.ws = open_run_socket(self.client.server, self.client_id, self.deadline.within(3.0))
+            self._attach(open_run_socket(self.client.server, self.client_id, self.deadline.within(3.0)))
         except BridgeError:
             self.ws = None
 
@@ -217,6 +235,7 @@ class RunFollower:
                 return
             try:
                 self.ws.settimeout(drain.timeout(SILENCE))
+                self._frame_limit(drain)
                 opcode, payload = self.ws.recv_data()
             except (OSError, ValueError, websocket.WebSocketException):
                 self.outcome.ws_incomplete = True
@@ -308,21 +327,32 @@ class RunFollower:
         return False
 
     def _from_history(self, entry: HistoryEntry) -> None:
-        self.outcome.history = entry
-        failure = entry.first_failure()
-        if entry.status == "success" and failure is None:
-            self.outcome.status = "success"
-            return
-        if failure is not None:
-            kind, data = failure
-            self.outcome.error = dict(data, _event=kind)
-            self.outcome.status = "error" if kind == "execution_error" else "interrupted"
-            return
-        if entry.status == "unknown" and self._terminal is None:
-            # The entry exists (the run is over) but does not say how it went.
-            self.outcome.status = "unreadable"
-            return
-        self.outcome.status = self._terminal if self._terminal in ("error", "interrupted", "success") else "error"
+        settle(self.outcome, entry, self._terminal)
+
+    def peek(self) -> Outcome:
+        """One look (history, then queue) without waiting: the outcome, or status "timeout" while
+        the prompt is still queued or running."""
+        if not self._poll():
+            self.outcome.status = "timeout"
+        return self.outcome
+
+
+def settle(outcome: Outcome, entry: HistoryEntry, terminal: str | None = None) -> Outcome:
+    """Fill `outcome` from the history entry of an ended prompt (`terminal`: what the socket said)."""
+    outcome.history = entry
+    failure = entry.first_failure()
+    if entry.status == "success" and failure is None:
+        outcome.status = "success"
+    elif failure is not None:
+        kind, data = failure
+        outcome.error = dict(data, _event=kind)
+        outcome.status = "error" if kind == "execution_error" else "interrupted"
+    elif entry.status == "unknown" and terminal is None:
+        # The entry exists (the run is over) but does not say how it went.
+        outcome.status = "unreadable"
+    else:
+        outcome.status = terminal if terminal in ("error", "interrupted", "success") else "error"
+    return outcome
 
 
 def _is_number(value: Any) -> bool:

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import WorkflowFormatError
-from .nodeinfo import COMBO, NodeDef, NodeInfo, InputSpec
-from .workflow import EXPORT_STEPS, EXPORT_STEPS_ZH, id_sort_key
+from .formats import EXPORT_STEPS, EXPORT_STEPS_ZH, id_sort_key
+from .jsonsafe import as_dict
+from .nodeinfo import COMBO, InputSpec, NodeDef, NodeInfo
 
 MUTED, BYPASSED = 2, 4
 VIRTUAL = {"Reroute", "PrimitiveNode", "Note", "MarkdownNote"}
@@ -149,7 +150,7 @@ class _Converter:
         for inp in node.get("inputs") or []:
             if not isinstance(inp, dict):
                 raise Refused(f"node {nid} has an unreadable input entry.")
-            widget = inp.get("widget") if isinstance(inp.get("widget"), dict) else {}
+            widget = as_dict(inp.get("widget"))
             name = str(widget.get("name") or inp.get("name") or "")
             spec = d.input(name)
             if spec is None:

@@ -8,24 +8,18 @@ where an input is either a literal or a link `["<source id>", <output slot>]`. U
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from . import jsonsafe
 from .errors import InputError, WorkflowFormatError
+from .formats import EXPORT_STEPS, EXPORT_STEPS_ZH, id_sort_key
+from .uiformat import convert_ui_workflow
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_DEPTH = 64
 MAX_SPEC_CHARS = 300   # a node reference: id, title or class, plus ".input"
-
-EXPORT_STEPS = (
-    "Export it in API format: in ComfyUI open the workflow, then Workflow menu → Export (API), and use "
-    "that file. In older ComfyUI versions enable \"Dev mode Options\" in Settings, then use the "
-    "\"Save (API Format)\" button.")
-EXPORT_STEPS_ZH = (
-    "请导出 API 格式：在 ComfyUI 中打开该工作流，点击「工作流（Workflow）→ 导出 (API)」，使用导出的文件。"
-    "旧版 ComfyUI：先在设置中启用「开发者模式选项（Dev mode Options）」，再点击「Save (API Format)」。")
-
 
 # ----------------------------------------------------------------------------------------------
 # Loading
@@ -142,7 +136,6 @@ def _from_object(data: Any, nodeinfo) -> LoadedWorkflow:
                                   message_zh="工作流没有任何节点。" + EXPORT_STEPS_ZH)
     data = _unwrap(data)
     if is_ui_format(data):
-        from .uiformat import convert_ui_workflow
         graph, notes = convert_ui_workflow(data, nodeinfo)
         return LoadedWorkflow(graph, "ui", notes)
     _check_api_graph(data)
@@ -216,11 +209,8 @@ def _few(items: list, n: int = 5) -> str:
 # ----------------------------------------------------------------------------------------------
 # The façade
 
-def id_sort_key(node_id: str) -> tuple:
-    """Numeric-aware: "2" < "10" < "10:3" < "a"."""
-    parts = re.split(r"(\d+)", str(node_id))
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts if p != "")
-
+__all__ = ["EXPORT_STEPS", "EXPORT_STEPS_ZH", "LoadedWorkflow", "Workflow", "detect_format", "id_sort_key",
+           "is_ui_format", "load_workflow", "parse_workflow"]
 
 class Workflow:
     """Lookups and edits on an API-format graph (edits happen in place on `graph`)."""

@@ -16,8 +16,8 @@ import ssl
 from typing import Any
 
 import websocket
-from websocket._abnf import continuous_frame, frame_buffer   # the classes WebSocket() builds
-from websocket._http import connect as _connect_socket         # proxy, tunnel and TLS, as create_connection
+from websocket._abnf import continuous_frame, frame_buffer  # the classes WebSocket() builds
+from websocket._http import connect as _connect_socket  # proxy, tunnel and TLS, as create_connection
 from websocket._http import proxy_info
 
 from .deadline import Deadline, current_guard

@@ -9,6 +9,7 @@ if str(ROOT) not in sys.path:
 
 # pytest finds fixtures by name, so importing them here registers them for every test.
 from cos_fixture import cos_bucket, cos_credentials, cos_server  # noqa: E402,F401
+
 from tests.servers.comfy_fixture import (  # noqa: E402,F401
     comfy_server,
     comfy_server_factory,

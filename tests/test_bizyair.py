@@ -172,24 +172,22 @@ def test_the_clouds_ok_code_inside_a_failed_task_is_not_an_error_code():
 
 def test_server_mode_key_travels_in_the_magic_node_only():
     graph = {"3": {"class_type": "BizyAir_KSampler", "inputs": {}}}
-    extra: dict = {"extra_pnginfo": {"x": 1}}
-    apply_server_mode_key(graph, extra, " sk-plugin0001 ", prompt_id="p-123")
+    apply_server_mode_key(graph, " sk-plugin0001 ", prompt_id="p-123")
     assert graph["bizyair_magic_node"] == {"class_type": "BizyAir_PassParameter", "inputs": {},
                                            "_meta": {"api_key": "sk-plugin0001", "prompt_id": "p-123"}}
-    assert extra == {"extra_pnginfo": {"x": 1}}
 
 
 def test_server_mode_key_replaces_a_magic_node_that_came_with_the_workflow():
     graph = {"bizyair_magic_node": {"class_type": "BizyAir_PassParameter", "inputs": {},
                                     "_meta": {"api_key": "sk-someoneelse", "prompt_id": "old"}}}
-    apply_server_mode_key(graph, {}, "sk-mine00001")
+    apply_server_mode_key(graph, "sk-mine00001")
     meta = graph["bizyair_magic_node"]["_meta"]
     assert meta["api_key"] == "sk-mine00001" and meta["prompt_id"] not in ("", "old")
 
 
 def test_no_key_means_no_magic_node():
     graph: dict = {}
-    apply_server_mode_key(graph, {}, "")
+    apply_server_mode_key(graph, "")
     assert graph == {}
     assert bizyair.secrets("") == [] and bizyair.secrets(" sk-x1234 ") == ["sk-x1234"]
 
@@ -463,7 +461,8 @@ def test_runs_fail_on_the_captured_node_with_the_captured_error(comfy_server, ca
     assert (error["node_id"], error["node_type"], error["exception_type"]) == \
         (captured["node_id"], captured["node_type"], captured["exception_type"])
     assert error["exception_message"] == captured["exception_message"]
-    assert error["traceback"] == captured["traceback"]
+    # (The traceback is not compared: the simulator replays the captured one, so that would compare
+    # the fixture with itself.)
     assert sorted(error["current_inputs"]) == captured["current_input_names"]
     if "bizyair_prompt" in error["current_inputs"]:
         # The whole prompt, as a Python repr (validated values: 1 became 1.0, as in ComfyUI).
@@ -542,7 +541,7 @@ def test_server_mode_runs_with_the_key_in_the_magic_node_and_fails_without(comfy
         == "server_mode_no_key"
 
     wrong = dict(graph)
-    apply_server_mode_key(wrong, {}, "sk-wrong00001", prompt_id="p1")
+    apply_server_mode_key(wrong, "sk-wrong00001", prompt_id="p1")
     error = _message(_run(comfy_server, wrong), "execution_error")
     assert error["exception_type"].endswith("BizyAirAuthError")
     assert "sk-wrong00001" in json.dumps(error["current_inputs"])   # the container repeats the prompt...
@@ -551,6 +550,6 @@ def test_server_mode_runs_with_the_key_in_the_magic_node_and_fails_without(comfy
     assert "sk-wrong00001" not in en + zh + json.dumps(detail)      # ...we never do
 
     good = dict(graph)
-    apply_server_mode_key(good, {}, "sk-plugin0001", prompt_id="p2")
+    apply_server_mode_key(good, "sk-plugin0001", prompt_id="p2")
     assert _run(comfy_server, good)["status"]["status_str"] == "success"
 

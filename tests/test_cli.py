@@ -24,10 +24,19 @@ def test_inspect_reports_targets_seeds_and_outputs_offline():
     assert report["seeds"] == [["3", "seed"]] and report["outputs"] == ["9"] and report["images"] == []
 
 
-def test_inspect_asks_the_server_when_given_a_url(comfy_server):
-    out = cli("inspect", WORKFLOWS / "load_scale_save.json", "--url", comfy_server.url)
-    assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["images"] == ["1"]
+def test_inspect_asks_the_server_when_given_a_url(comfy_server, tmp_path):
+    # A custom loader only the server describes: with --url its image input is found, offline not.
+    graph = json.loads((WORKFLOWS / "load_scale_save.json").read_text())
+    graph["7"] = {"class_type": "StudioPhotoLoader", "inputs": {"photo": "x.png"}}
+    path = tmp_path / "wf.json"
+    path.write_text(json.dumps(graph))
+    comfy_server.config(hostile={"GET /object_info/{cls}": {"body": {"StudioPhotoLoader": {
+        "input": {"required": {"photo": [["x.png", "y.png"], {"image_upload": True}]}}, "output": ["IMAGE"]}}}})
+    online = cli("inspect", path, "--url", comfy_server.url)
+    offline = cli("inspect", path)
+    assert online.returncode == offline.returncode == 0, online.stderr + offline.stderr
+    assert json.loads(online.stdout)["images"] == ["1", "7"]
+    assert json.loads(offline.stdout)["images"] == ["1"]
 
 
 def test_run_saves_every_output_and_prints_one_line_per_file(comfy_server, tmp_path):

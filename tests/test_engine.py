@@ -96,6 +96,16 @@ def test_input_images_are_uploaded_under_unique_names_and_placed(comfy_server):
     assert result.ok, result.error
     (change,) = [c for c in result.plan.changes if c.role == "image"]
     assert change.value.startswith("dify_") and change.value.endswith(".png")
+    # The graph ComfyUI ran names the uploaded file, not the placeholder the plan was made with.
+    assert result.plan.graph[change.node_id]["inputs"][change.input_name] == change.value
+
+
+def test_too_many_images_are_refused_before_anything_is_uploaded(comfy_server):
+    png = (server_root(comfy_server) / "input/example.png").read_bytes()
+    before = sorted(p.name for p in (server_root(comfy_server) / "input").iterdir())
+    with pytest.raises(InputError, match="only 1 LoadImage"):
+        run(comfy_server, "load_scale_save.json", images=[("a.png", png), ("b.png", png)])
+    assert sorted(p.name for p in (server_root(comfy_server) / "input").iterdir()) == before
 
 
 def test_validation_errors_become_one_line_per_node_before_anything_runs(comfy_server):
@@ -141,14 +151,31 @@ def test_a_prompt_node_that_does_not_exist_is_refused_before_queueing(comfy_serv
     assert comfy_server.stats()["prompts_accepted"] == 0
 
 
-def test_ui_format_files_are_converted_or_refused_with_export_steps():
+def test_a_simple_ui_format_file_is_converted_to_the_graph_it_shows():
+    # Read off the UI file: 8 nodes (one a Note), links 28→27 model, 31→27 positive, 32→27 negative,
+    # 54→27 latent, 27→34, 28→34 vae, 34→35; the KSampler's widgets are [2, "fixed", 20, 8, "euler",
+    # "normal", 1], where "fixed" is the UI-only control_after_generate widget.
     raw = (WORKFLOWS / "ui-format/bizyair_showcase_ksampler_txt2img.json").read_bytes()
-    try:
-        graph = load_workflow(raw)
-    except WorkflowFormatError as exc:
-        assert "Export (API)" in exc.message
-    else:
-        assert all("class_type" in node for node in graph.values())
+    graph = load_workflow(raw)
+    assert sorted(graph) == ["27", "28", "31", "32", "34", "35", "54"]     # the Note is gone
+    sampler = graph["27"]["inputs"]
+    assert (sampler["seed"], sampler["steps"], sampler["cfg"], sampler["sampler_name"], sampler["scheduler"],
+            sampler["denoise"]) == (2, 20, 8, "euler", "normal", 1)
+    assert (sampler["model"], sampler["positive"], sampler["negative"], sampler["latent_image"]) == (
+        ["28", 0], ["31", 0], ["32", 0], ["54", 0])
+    assert graph["31"]["inputs"]["text"].startswith("a happy girl with wings")
+    assert graph["34"]["inputs"] == {"samples": ["27", 0], "vae": ["28", 2]}
+    assert graph["54"]["inputs"] == {"width": 1024, "height": 1024, "batch_size": 1}
+
+
+def test_a_ui_format_file_that_cannot_be_converted_safely_is_refused_with_export_steps():
+    # A node the converter has no definition for: its widget values cannot be named safely.
+    ui = json.loads((WORKFLOWS / "ui-format/bizyair_showcase_ksampler_txt2img.json").read_text())
+    ui["nodes"].append({"id": 99, "type": "SomeUnknownCustomNode", "mode": 0, "inputs": [], "outputs": [],
+                        "widgets_values": [1, "x"]})
+    with pytest.raises(WorkflowFormatError) as caught:
+        load_workflow(json.dumps(ui))
+    assert "Export (API)" in caught.value.message and "SomeUnknownCustomNode" in caught.value.message
 
 
 def test_several_servers_each_run_goes_to_the_one_with_the_shortest_queue(comfy_server_factory):

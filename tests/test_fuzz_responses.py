@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 
 from comfyui_bridge import responses
 from comfyui_bridge.client import _error_types, _node_error_summary
+from comfyui_bridge.deadline import Deadline
 from comfyui_bridge.endpoint import parse_servers
 from comfyui_bridge.engine import Engine
-from comfyui_bridge.deadline import Deadline
 from comfyui_bridge.errors import BridgeError, ConnectionFailed
 from comfyui_bridge.models import RunRequest
 from comfyui_bridge.nodeinfo import NodeInfo, trim_definition

@@ -71,8 +71,17 @@ def test_a_websocket_frame_trickled_byte_by_byte_cannot_hold_the_run_past_its_ti
     comfy_server.config(ws_trickle=0.5)
     result, seconds = timed_run(comfy_server, timeout=8)
     assert seconds < 8 + SLACK
-    # History polling carried the run: the file is there.
+    assert [f.node_id for f in result.outputs] == ["2"]     # what finished is still delivered
+
+
+def test_a_stalled_websocket_frame_gives_way_to_history_polling_and_the_run_succeeds(comfy_server):
+    # One frame taking more than FRAME_LIMIT: the socket is dropped (one reconnect, which stalls
+    # too), history polling finds the finished run: a success, not a timeout.
+    comfy_server.config(ws_trickle=0.5)
+    result, seconds = timed_run(comfy_server, timeout=60)
+    assert result.ok, result.error
     assert [f.node_id for f in result.outputs] == ["2"]
+    assert seconds < 2 * 10 + 5       # two stalled frames of FRAME_LIMIT (10 s), then one poll
 
 
 def test_slow_node_definitions_share_one_small_budget_instead_of_adding_up(comfy_server):

@@ -128,3 +128,28 @@ def test_a_rejection_for_an_unknown_class_drops_the_cached_definitions_and_repla
     # Queued twice, and the second plan asked the server again instead of using the cached answer.
     assert count(after, "POST /prompt") - count(before, "POST /prompt") == 2
     assert count(after, "GET /object_info/{cls}") - count(before, "GET /object_info/{cls}") == 2
+
+
+SAVE_KINDS = ["empty_save_1024.json", "animated_png.json", "animated_webp.json", "video_mp4.json", "webm_vp9.json",
+              "audio_flac.json", "audio_mp3.json", "latent_save.json"]
+
+
+def test_the_server_mode_key_is_in_every_file_comfyui_saved_and_in_none_we_deliver(comfy_server):
+    comfy_server.config(bizyair_state="server_mode", bizyair_valid_keys=[KEY])
+    engine = Engine(parse_servers(comfy_server.url), bizyair_key=KEY)
+    for name in SAVE_KINDS:
+        # The container is in server mode: every prompt carries the key, whatever its nodes.
+        result = engine.run(RunRequest(workflow=workflow(name), timeout=30))
+        assert result.ok, (name, result.error)
+        assert result.outputs, (name, result.warnings)
+        for f in result.outputs:
+            on_server = server_file(comfy_server, f.ref)
+            assert KEY.encode() in on_server, f"{name}: the test server did not embed the prompt"
+            assert KEY.encode() not in f.data, f"{name}: the key came back in {f.name}"
+            assert len(f.data) > 0
+
+
+def server_file(comfy, ref) -> bytes:
+    base = Path(comfy.base_dir)
+    root = base / "root" if (base / "root").is_dir() else base
+    return (root / ref.type / ref.subfolder / ref.filename).read_bytes()

@@ -11,7 +11,7 @@ from comfyui_bridge.errors import InputError
 from comfyui_bridge.images import find_image_slots
 from comfyui_bridge.models import RunRequest
 from comfyui_bridge.nodeinfo import NodeInfo
-from comfyui_bridge.plan import FIXED_SEED_NOTE, build_plan, inspect_workflow, preflight
+from comfyui_bridge.plan import FIXED_SEED_NOTE, build_plan, inspect_workflow
 
 FIX = Path(__file__).parent / "fixtures"
 INFO = NodeInfo()
@@ -154,14 +154,14 @@ def test_fewer_images_than_loaders_is_a_warning():
 def test_more_images_than_loaders_is_an_error_before_upload():
     g = two_loaders()
     with pytest.raises(InputError) as err:
-        preflight(g, request(g, images=[("a", b"")] * 3), INFO)
+        build_plan(g, request(g, images=[("a", b"")] * 3), INFO, ["pending_0.png"] * 3)
     assert "only 2 LoadImage" in err.value.message
 
 
 def test_images_without_any_loader_is_an_error():
     g = load("workflows/empty_save_1024.json")
     with pytest.raises(InputError) as err:
-        preflight(g, request(g, images=[("a", b"")]), INFO)
+        build_plan(g, request(g, images=[("a", b"")]), INFO, ["pending_0.png"])
     assert "no LoadImage" in err.value.message
 
 

@@ -16,8 +16,14 @@ references below are paths inside that wheel (`bizyengine/...`).
 """
 
 from .cache import cache_note
-from .diagnosis import (KEY_INVALID_OR_OFFLINE, KEY_NOT_APPLICABLE, KEY_NOT_LOADED_OR_SERVER_MODE, KEY_VALID,
-                        Diagnosis, diagnose)
+from .diagnosis import (
+                        KEY_INVALID_OR_OFFLINE,
+                        KEY_NOT_APPLICABLE,
+                        KEY_NOT_LOADED_OR_SERVER_MODE,
+                        KEY_VALID,
+                        Diagnosis,
+                        diagnose,
+)
 from .failures import explain_failure
 from .placeholders import PLACEHOLDER_SHA256, is_placeholder
 from .server_mode import SERVER_MODE_NODE_CLASS, SERVER_MODE_NODE_ID, apply_server_mode_key, ask_server_mode, secrets

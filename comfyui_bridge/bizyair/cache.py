@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+
 # bizyengine/core/configs/models.yaml cache_config.expiration: 604800 (7 days); the key is a sha256
 # of the route and the encoded sub-graph, seed included (core/commands/servers/prompt_server.py).
 def cache_note(seed_fixed: bool, is_bizyair: bool) -> str | None:

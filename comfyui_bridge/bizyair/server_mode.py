@@ -23,7 +23,7 @@ SERVER_MODE_NODE_ID = "bizyair_magic_node"
 SERVER_MODE_NODE_CLASS = "BizyAir_PassParameter"
 
 
-def apply_server_mode_key(graph: dict, extra_data: dict, key: str, prompt_id: str = "") -> None:
+def apply_server_mode_key(graph: dict, key: str, prompt_id: str = "") -> None:
     """Give a BIZYAIR_SERVER_MODE container the BizyAir key for this one prompt (in place).
 
     How bizyengine 1.2.114 gets the key in server mode:
@@ -46,12 +46,11 @@ def apply_server_mode_key(graph: dict, extra_data: dict, key: str, prompt_id: st
       (`bizy_server/server.py` _get_request_api_key, `bizy_server/utils.py` decrypt_apikey); they
       play no part in running a prompt.
 
-    `extra_data` is deliberately left unchanged: bizyengine never reads it, and ComfyUI stores it
+    Nothing goes into the prompt's `extra_data`: bizyengine never reads it, and ComfyUI stores it
     in /history like the prompt. The key does end up in the container's /history (inside this
     node) and in `execution_error.current_inputs.bizyair_prompt`: add `secrets(key)` to every scrub.
     An empty key does nothing.
     """
-    del extra_data  # documented above: nothing to put there
     key = (key or "").strip()
     if not key:
         return

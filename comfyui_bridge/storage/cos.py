@@ -250,7 +250,8 @@ def transport_config(settings: CosSettings, timeout=TIMEOUT) -> CosConfig:
     extra: dict[str, Any] = {}
     if settings.endpoint:
         parts = urlsplit(settings.endpoint)
-        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname   # IPv6 literal
+        hostname = parts.hostname or ""
+        host = f"[{hostname}]" if ":" in hostname else hostname   # IPv6 literal
         extra = {"IP": host, "Port": parts.port, "Scheme": parts.scheme}
     return CosConfig(Region=settings.region, SecretId=settings.secret_id, SecretKey=settings.secret_key,
                      Token=settings.token or None, Timeout=timeout, **extra)

@@ -89,3 +89,23 @@ def test_no_secret_reaches_any_message_log_or_error(plugin, comfy_server_factory
     for secret in [*SECRETS.values(), COS_AK, "sk-containerKeyLEAK0042", "tok-Wrong-000111222333"]:
         assert secret not in everything, f"secret leaked: {secret[:6]}…"
     assert "\x1b[" not in everything
+
+
+def test_the_server_mode_key_is_in_no_blob_and_no_cos_object(plugin, comfy_server, cos_server, cos_credentials):
+    key = "sk-serverModeInFiles0099887766"
+    comfy_server.config(bizyair_state="server_mode", bizyair_valid_keys=[key])
+    cos_server.make_public(cos_credentials["cos_bucket"])
+    creds = dict(cos_credentials, comfyui_base_url=comfy_server.url, bizyair_api_key=key)
+    delivered = []
+    for name in ("empty_save_1024.json", "video_mp4.json", "animated_webp.json", "audio_flac.json"):
+        run = plugin.invoke(PROVIDER, "comfyui_workflow", creds,
+                            {"workflow_json": (ROOT / "tests/fixtures/workflows" / name).read_text(), "max_blob_mb": 30},
+                            timeout=120)
+        assert not run.errors, (name, run.errors)
+        assert run.blobs, name
+        delivered += [b.data for b in run.blobs.values()]
+        delivered += [fetch(cos_server, url).content for url in run.variables["urls"]]
+    assert len(delivered) == 8
+    for data in delivered:
+        assert key.encode() not in data
+    assert key not in plugin.output_text()

@@ -1,9 +1,24 @@
 """File encoders for simulated outputs.
 
-PNGs are real, decodable PNGs (zlib-compressed solid-colour IDAT) carrying ComfyUI's tEXt
-metadata ("prompt" = the graph JSON, one chunk per extra_pnginfo key), so a test can tell which
-prompt produced a file. Other formats have the right magic bytes and container framing plus a
-deterministic body; nothing reads them past the header.
+PNGs are real, decodable PNGs (zlib-compressed solid-colour IDAT). Every format carries the queued
+prompt (and each extra_pnginfo entry) where ComfyUI's save nodes put it, in the container structure
+FFmpeg / Pillow write, so a test can tell which prompt produced a file and can prove a secret in
+the prompt never comes back:
+
+- PNG: a tEXt chunk per entry before IDAT (SaveImage / PreviewImage: comfy_api/latest/_ui.py
+  ImageSaveHelper._create_png_metadata); APNG: private `comf` chunks after the frames
+  (_create_animated_png_metadata, `after_idat=True`).
+- animated WebP: an EXIF chunk, a little-endian TIFF with tag 0x0110 = "prompt:{json}" and 0x010F,
+  0x010E, ... = "{key}:{json}" (_create_webp_metadata; Pillow drops the "Exif\0\0" prefix).
+- MP4 (SaveVideo, movflags use_metadata_tags+faststart: comfy_api/latest/_input_impl/video_types.py):
+  moov/udta/meta with an `mdta` hdlr, `keys` and `ilst` items holding `data` boxes; moov before mdat,
+  stco pointing into mdat.
+- WebM (SaveWEBM: comfy_extras/nodes_video.py): Segment/Tags/Tag/SimpleTag, names upper-cased.
+- FLAC / MP3 / Opus (AudioSaveHelper.save_audio): VORBIS_COMMENT block, ID3v2.4 TXXX frames, an
+  OpusTags packet on Ogg pages (split over pages past 65,025 bytes, page CRCs right).
+- latent: safetensors `__metadata__` (nodes.py SaveLatent).
+
+The media payloads (frames, samples) are deterministic filler; nothing decodes them.
 """
 
 from __future__ import annotations
@@ -87,10 +102,10 @@ def png(width: int, height: int, rgb: tuple[int, int, int], texts: dict[str, str
 
 def apng(frames: list[tuple[int, int, tuple[int, int, int]]], fps: float,
          texts: dict[str, str] | None = None) -> bytes:
-    """An animated PNG: acTL, then fcTL+IDAT for frame 0 and fcTL+fdAT for the rest."""
+    """An animated PNG: acTL, then fcTL+IDAT for frame 0 and fcTL+fdAT for the rest, then one
+    `comf` chunk "key\0value" per entry (where Pillow puts ComfyUI's after_idat chunks)."""
     width, height = frames[0][0], frames[0][1]
     out = [PNG_SIGNATURE, ihdr(width, height), chunk(b"acTL", struct.pack(">II", len(frames), 0))]
-    out += [text_chunk(k, v) for k, v in (texts or {}).items()]
     delay = max(1, round(1000 / fps)) if fps else 100
     seq = 0
     for index, (_, _, rgb) in enumerate(frames):
@@ -102,6 +117,8 @@ def apng(frames: list[tuple[int, int, tuple[int, int, int]]], fps: float,
         else:
             out.append(chunk(b"fdAT", struct.pack(">I", seq) + data))
             seq += 1
+    out += [chunk(b"comf", k.encode("latin-1", "replace") + b"\x00" + v.encode("latin-1", "replace"))
+            for k, v in (texts or {}).items()]
     out.append(chunk(b"IEND", b""))
     return b"".join(out)
 
@@ -192,6 +209,33 @@ def webp(width: int, height: int, seed: str = "") -> bytes:
     return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
+def exif_tiff(tags: dict[int, str]) -> bytes:
+    """EXIF as Pillow's Exif.tobytes() writes it (minus "Exif\\0\\0"): "II*\\0", IFD0 at offset 8 with
+    the entries sorted by tag, next-IFD 0, then the ASCII values (NUL-terminated) in tag order."""
+    entries, values = [], b""
+    data_at = 8 + 2 + 12 * len(tags) + 4
+    for tag in sorted(tags):
+        value = tags[tag].encode("ascii", "replace") + b"\x00"
+        if len(value) <= 4:
+            entries.append(struct.pack("<HHI", tag, 2, len(value)) + value.ljust(4, b"\x00"))
+        else:
+            entries.append(struct.pack("<HHII", tag, 2, len(value), data_at + len(values)))
+            values += value + (b"\x00" if len(value) % 2 else b"")
+    return b"II*\x00" + struct.pack("<IH", 8, len(tags)) + b"".join(entries) + b"\x00\x00\x00\x00" + values
+
+
+def webp_exif_tags(texts: dict[str, str]) -> dict[int, str]:
+    """ComfyUI's EXIF tags for {"prompt": json, key: json, ...} (_create_webp_metadata)."""
+    tags, tag = {}, 0x010F
+    for key, value in texts.items():
+        if key == "prompt":
+            tags[0x0110] = f"prompt:{value}"
+        else:
+            tags[tag] = f"{key}:{value}"
+            tag -= 1
+    return tags
+
+
 def webp_animated(frames: list[tuple[int, int, tuple[int, int, int]]], fps: float, texts: dict[str, str] | None = None) -> bytes:
     width, height = frames[0][0], frames[0][1]
     duration = max(1, round(1000 / fps)) if fps else 100
@@ -201,24 +245,36 @@ def webp_animated(frames: list[tuple[int, int, tuple[int, int, int]]], fps: floa
         head = _u24(0) + _u24(0) + _u24(width - 1) + _u24(height - 1) + _u24(duration) + b"\x00"
         parts.append(_riff_chunk(b"ANMF", head + _vp8l(width, height, f"{index}{rgb}")))
     if texts:
-        exif = "".join(f"{k}:{v}" for k, v in texts.items()).encode("utf-8", "replace")
-        parts.append(_riff_chunk(b"EXIF", b"Exif\x00\x00" + exif))
+        parts.append(_riff_chunk(b"EXIF", exif_tiff(webp_exif_tags(texts))))
     body = b"WEBP" + b"".join(parts)
     return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
 # ---- audio -------------------------------------------------------------------------------
 
+LAVF = "Lavf61.7.100"  # FFmpeg's muxer version as the captured container reports it
+
+
+def _vorbis_comments(vendor: bytes, comments: list[bytes]) -> bytes:
+    out = struct.pack("<I", len(vendor)) + vendor + struct.pack("<I", len(comments))
+    return out + b"".join(struct.pack("<I", len(c)) + c for c in comments)
+
+
+def _comments(tags: dict[str, str] | None, encoder: str) -> list[bytes]:
+    """FFmpeg's order: the container metadata as set, then the `encoder` the muxer adds."""
+    items = list((tags or {}).items()) + [("encoder", encoder)]
+    return [f"{k}={v}".encode("utf-8", "replace") for k, v in items]
+
+
 def flac(sample_rate: int, channels: int, samples: int, tags: dict[str, str] | None = None) -> bytes:
-    """fLaC + STREAMINFO + VORBIS_COMMENT (the prompt) + filler frames (~8 KB per second)."""
+    """fLaC + STREAMINFO + VORBIS_COMMENT (the metadata) + PADDING + filler frames (~8 KB per second)."""
     info = struct.pack(">HH", 4608, 4608) + b"\x00\x00\x00" + b"\x00\x00\x00"
     packed = (sample_rate << 44) | ((channels - 1) << 41) | (15 << 36) | samples  # 16 bits/sample
     info += packed.to_bytes(8, "big") + bytes(16)
-    vendor = b"Lavf61.7.100"
-    comments = [f"{k}={v}".encode("utf-8", "replace") for k, v in (tags or {}).items()]
-    vorbis = struct.pack("<I", len(vendor)) + vendor + struct.pack("<I", len(comments))
-    vorbis += b"".join(struct.pack("<I", len(c)) + c for c in comments)
-    blocks = b"\x00" + len(info).to_bytes(3, "big") + info + b"\x84" + len(vorbis).to_bytes(3, "big") + vorbis
+    vorbis = _vorbis_comments(LAVF.encode(), _comments(tags, LAVF))
+    padding = bytes(8192)
+    blocks = (b"\x00" + len(info).to_bytes(3, "big") + info + b"\x04" + len(vorbis).to_bytes(3, "big") + vorbis
+              + b"\x81" + len(padding).to_bytes(3, "big") + padding)
     seconds = samples / max(1, sample_rate)
     frames = b"\xff\xf8" + filler(max(64, int(8000 * seconds)), f"flac{sample_rate}{channels}{samples}")
     return b"fLaC" + blocks + frames
@@ -228,23 +284,64 @@ def _synchsafe(value: int) -> bytes:
     return bytes(((value >> shift) & 0x7F) for shift in (21, 14, 7, 0))
 
 
+def _id3_frame(frame_id: bytes, payload: bytes) -> bytes:
+    return frame_id + _synchsafe(len(payload)) + b"\x00\x00" + payload
+
+
 def mp3(sample_rate: int, channels: int, samples: int, tags: dict[str, str] | None = None) -> bytes:
-    """ID3v2.4 (TXXX frames with the prompt) + filler MPEG-1 Layer III frames (~16 KB/s)."""
-    frames = b""
-    for key, value in (tags or {}).items():
-        payload = b"\x03" + key.encode("utf-8") + b"\x00" + value.encode("utf-8", "replace")
-        frames += b"TXXX" + _synchsafe(len(payload)) + b"\x00\x00" + payload
+    """ID3v2.4 (a UTF-8 TXXX frame per metadata key, TSSE encoder, padding) + filler MPEG-1
+    Layer III frames (~16 KB/s)."""
+    frames = b"".join(_id3_frame(b"TXXX", b"\x03" + k.encode("utf-8") + b"\x00" + v.encode("utf-8", "replace"))
+                      for k, v in (tags or {}).items())
+    frames += _id3_frame(b"TSSE", b"\x03" + LAVF.encode() + b"\x00") + bytes(10)
     header = b"ID3\x04\x00\x00" + _synchsafe(len(frames))
     seconds = samples / max(1, sample_rate)
     audio = b"\xff\xfb\x90\x64" + filler(max(417, int(16000 * seconds)), f"mp3{sample_rate}{channels}{samples}")
     return header + frames + audio
 
 
+_OGG_REVERSED = bytes(int(f"{b:08b}"[::-1], 2) for b in range(256))
+
+
+def ogg_crc(page: bytes) -> int:
+    """Ogg's CRC-32 (poly 0x04C11DB7, unreflected, init 0): zlib's reflected CRC on bit-reversed bytes."""
+    raw = zlib.crc32(page.translate(_OGG_REVERSED), 0xFFFFFFFF) ^ 0xFFFFFFFF
+    return int(f"{raw:032b}"[::-1], 2)
+
+
+def ogg_pages(serial: int, packets: list[tuple[bytes, int]], first_sequence: int = 0) -> list[bytes]:
+    """Ogg pages for (packet, granule) pairs, one packet per page run, like FFmpeg's Ogg muxer:
+    a packet longer than 255 segments continues on the next page (header type 1)."""
+    pages, sequence = [], first_sequence
+    for index, (packet, granule) in enumerate(packets):
+        lacing = [255] * (len(packet) // 255) + [len(packet) % 255]
+        offset, continued = 0, False
+        while lacing:
+            chunk_lacing, lacing = lacing[:255], lacing[255:]
+            size = sum(chunk_lacing)
+            header_type = (1 if continued else 0) | (2 if sequence == 0 else 0) \
+                | (4 if index == len(packets) - 1 and not lacing else 0)
+            page_granule = granule if not lacing else 0xFFFFFFFFFFFFFFFF
+            head = b"OggS\x00" + bytes([header_type]) + struct.pack("<QIII", page_granule, serial, sequence, 0)
+            page = bytearray(head + bytes([len(chunk_lacing)]) + bytes(chunk_lacing) + packet[offset:offset + size])
+            page[22:26] = struct.pack("<I", ogg_crc(bytes(page)))
+            pages.append(bytes(page))
+            offset += size
+            sequence += 1
+            continued = True
+    return pages
+
+
 def opus(sample_rate: int, channels: int, samples: int, tags: dict[str, str] | None = None) -> bytes:
+    """OpusHead page, OpusTags (vendor + the metadata + encoder) over as many pages as it needs,
+    then filler audio packets (~12 KB/s) ending on an end-of-stream page."""
     head = b"OpusHead\x01" + bytes([channels]) + b"\x38\x01" + struct.pack("<I", sample_rate) + b"\x00\x00\x00"
-    page = b"OggS\x00\x02" + bytes(8) + b"\x01\x00\x00\x00" + bytes(8) + b"\x01" + bytes([len(head)]) + head
+    comment = b"OpusTags" + _vorbis_comments(LAVF.encode(), _comments(tags, "Lavc61.19.100 libopus"))
     seconds = samples / max(1, sample_rate)
-    return page + filler(max(64, int(12000 * seconds)), f"opus{sample_rate}{channels}{samples}")
+    body = filler(max(64, int(12000 * seconds)), f"opus{sample_rate}{channels}{samples}")
+    audio = [(body[i:i + 4000], 48000 * (i // 4000 + 1) // 50) for i in range(0, len(body), 4000)]
+    serial = int.from_bytes(hashlib.sha256(f"opus{samples}".encode()).digest()[:4], "little")
+    return b"".join(ogg_pages(serial, [(head, 0), (comment, 0)] + audio))
 
 
 # ---- video -------------------------------------------------------------------------------
@@ -253,22 +350,86 @@ def _box(tag: bytes, data: bytes) -> bytes:
     return struct.pack(">I", 8 + len(data)) + tag + data
 
 
-def mp4(width: int, height: int, frames: int, fps: float, seed: str = "") -> bytes:
+def _full_box(tag: bytes, data: bytes) -> bytes:
+    return _box(tag, b"\x00\x00\x00\x00" + data)
+
+
+def mp4_metadata(tags: dict[str, str]) -> bytes:
+    """moov/udta as FFmpeg's mov muxer writes it with use_metadata_tags: meta (full box) holding an
+    `mdta` hdlr, `keys` (one "mdta"+name entry per key) and `ilst` (item N = box type N, with a
+    `data` box of type 1 = UTF-8)."""
+    names = list(tags) + ["encoder"]
+    values = list(tags.values()) + [LAVF]
+    hdlr = _full_box(b"hdlr", bytes(4) + b"mdta" + bytes(12) + b"\x00")
+    keys = _full_box(b"keys", struct.pack(">I", len(names))
+                     + b"".join(struct.pack(">I", 8 + len(n.encode())) + b"mdta" + n.encode() for n in names))
+    items = b"".join(_box(struct.pack(">I", i + 1), _box(b"data", struct.pack(">II", 1, 0) + v.encode("utf-8")))
+                     for i, v in enumerate(values))
+    return _box(b"udta", _full_box(b"meta", hdlr + keys + _box(b"ilst", items)))
+
+
+def mp4(width: int, height: int, frames: int, fps: float, seed: str = "", tags: dict[str, str] | None = None) -> bytes:
+    """ftyp, moov (mvhd, trak with an stco pointing into mdat, udta metadata), free, mdat: the
+    faststart layout SaveVideo writes to a file."""
     ftyp = _box(b"ftyp", b"isom" + struct.pack(">I", 0x200) + b"isomiso2avc1mp41")
+    mdat_body = filler(120 * max(1, frames), seed or f"mp4{width}{height}{frames}")
     mvhd = _box(b"mvhd", bytes(4) + bytes(8) + struct.pack(">II", 1000, int(1000 * frames / max(fps, 0.01))) + bytes(80))
     tkhd = _box(b"tkhd", bytes(76) + struct.pack(">II", width << 16, height << 16))
-    moov = _box(b"moov", mvhd + _box(b"trak", tkhd))
-    mdat = _box(b"mdat", filler(120 * max(1, frames), seed or f"mp4{width}{height}{frames}"))
-    return ftyp + _box(b"free", b"") + mdat + moov
+    udta = mp4_metadata(tags or {})
+
+    def moov(chunk_offset: int) -> bytes:
+        stco = _full_box(b"stco", struct.pack(">II", 1, chunk_offset))
+        trak = _box(b"trak", tkhd + _box(b"mdia", _box(b"minf", _box(b"stbl", stco))))
+        return _box(b"moov", mvhd + trak + udta)
+
+    free = _box(b"free", b"")
+    offset = len(ftyp) + len(moov(0)) + len(free) + 8  # the first sample: right after mdat's header
+    return ftyp + moov(offset) + free + _box(b"mdat", mdat_body)
 
 
-def webm(width: int, height: int, frames: int, fps: float, seed: str = "") -> bytes:
-    ebml = (b"\x42\x86\x81\x01" b"\x42\xf7\x81\x01" b"\x42\xf2\x81\x04" b"\x42\xf3\x81\x08"
-            b"\x42\x82\x84webm" b"\x42\x87\x81\x04" b"\x42\x85\x81\x02")
-    header = b"\x1a\x45\xdf\xa3" + bytes([0x80 | len(ebml)]) + ebml
-    segment = b"\x18\x53\x80\x67" + b"\x01\xff\xff\xff\xff\xff\xff\xff"
+def _ebml_size(size: int) -> bytes:
+    for width in range(1, 9):
+        if size < (1 << (7 * width)) - 1:
+            return ((1 << (7 * width)) | size).to_bytes(width, "big")
+    raise ValueError("EBML element too large")
+
+
+def ebml(ident: int, data: bytes) -> bytes:
+    return ident.to_bytes((ident.bit_length() + 7) // 8, "big") + _ebml_size(len(data)) + data
+
+
+def _ebml_uint(ident: int, value: int) -> bytes:
+    return ebml(ident, value.to_bytes(max(1, (value.bit_length() + 7) // 8), "big"))
+
+
+def webm_tags(tags: dict[str, str], duration: str) -> bytes:
+    """Segment/Tags as FFmpeg's Matroska muxer writes them: one Tag (empty Targets) with a SimpleTag
+    per key (name upper-cased) + ENCODER, then the video track's DURATION tag."""
+    def simple(name: str, value: str) -> bytes:
+        return ebml(0x67C8, ebml(0x45A3, name.upper().replace(" ", "_").encode()) + ebml(0x4487, value.encode("utf-8")))
+    items = list(tags.items()) + [("encoder", LAVF)]
+    global_tag = ebml(0x7373, ebml(0x63C0, b"") + b"".join(simple(k, v) for k, v in items))
+    track_tag = ebml(0x7373, ebml(0x63C0, _ebml_uint(0x63C5, 1)) + simple("DURATION", duration))
+    return ebml(0x1254C367, global_tag + track_tag)
+
+
+def webm(width: int, height: int, frames: int, fps: float, seed: str = "", tags: dict[str, str] | None = None) -> bytes:
+    """EBML header + Segment (Info, Tracks, Tags, one Cluster of filler SimpleBlocks)."""
+    header = ebml(0x1A45DFA3, _ebml_uint(0x4286, 1) + _ebml_uint(0x42F7, 1) + _ebml_uint(0x42F2, 4)
+                  + _ebml_uint(0x42F3, 8) + ebml(0x4282, b"webm") + _ebml_uint(0x4287, 4) + _ebml_uint(0x4285, 2))
+    seconds = frames / max(fps, 0.01)
+    info = ebml(0x1549A966, _ebml_uint(0x2AD7B1, 1000000) + ebml(0x4D80, LAVF.encode()) + ebml(0x5741, LAVF.encode())
+                + ebml(0x4489, struct.pack(">d", seconds * 1000)))
+    video = ebml(0xE0, _ebml_uint(0xB0, width) + _ebml_uint(0xBA, height))
+    tracks = ebml(0x1654AE6B, ebml(0xAE, _ebml_uint(0xD7, 1) + _ebml_uint(0x73C5, 1) + _ebml_uint(0x83, 1)
+                                   + ebml(0x86, b"V_VP9") + video))
     body = filler(100 * max(1, frames), seed or f"webm{width}{height}{frames}{fps}")
-    return header + segment + body
+    blocks = b"".join(ebml(0xA3, b"\x81" + struct.pack(">h", i) + b"\x80" + body[i * 100:(i + 1) * 100])
+                      for i in range(max(1, frames)))
+    cluster = ebml(0x1F43B675, _ebml_uint(0xE7, 0) + blocks)
+    duration = f"{int(seconds // 3600):02d}:{int(seconds % 3600 // 60):02d}:{seconds % 60:012.9f}"
+    segment = ebml(0x18538067, info + tracks + webm_tags(tags or {}, duration) + cluster)
+    return header + segment
 
 
 # ---- latent ------------------------------------------------------------------------------

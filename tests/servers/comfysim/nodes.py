@@ -127,10 +127,20 @@ def format_value(x: Any) -> Any:
 # ---- saving --------------------------------------------------------------------------------
 
 def png_texts(ctx) -> dict[str, str]:
+    """{"prompt": json, <extra_pnginfo key>: json, ...}: what ComfyUI's image, audio and latent
+    save nodes embed (comfy_api/latest/_ui.py ImageSaveHelper / AudioSaveHelper, nodes.py SaveLatent)."""
     texts = {"prompt": json.dumps(ctx.prompt)}
     for key, value in (ctx.extra_data.get("extra_pnginfo") or {}).items():
         texts[key] = json.dumps(value)
     return texts
+
+
+def video_tags(ctx) -> dict[str, str]:
+    """SaveVideo's container metadata: extra_pnginfo entries first, then prompt, each as JSON
+    (comfy_extras/nodes_video.py SaveVideo.execute, VideoFromComponents.save_to)."""
+    tags = {key: json.dumps(value) for key, value in (ctx.extra_data.get("extra_pnginfo") or {}).items()}
+    tags["prompt"] = json.dumps(ctx.prompt)
+    return tags
 
 
 def temp_prefix(prefix: str) -> str:
@@ -273,7 +283,7 @@ def empty_audio(i, ctx):
 
 
 def _save_audio(ctx, audio: SimAudio, prefix: str, kind: str, ext: str, encoder) -> dict:
-    tags = {"prompt": json.dumps(ctx.prompt)}
+    tags = png_texts(ctx)
     if kind == "temp":
         prefix = temp_prefix(prefix)
     res = save_files(ctx, prefix, kind, ext,
@@ -329,17 +339,19 @@ def create_video(i, ctx):
 @simulates("SaveVideo")
 def save_video(i, ctx):
     video = i["video"]
-    images = video.images
+    images, tags = video.images, video_tags(ctx)
     res = save_files(ctx, i.get("filename_prefix", "video/ComfyUI"), "output", "mp4",
-                     [lambda name: media.mp4(images.width, images.height, images.batch, video.fps, f"{ctx.prompt_id}/{name}")])
+                     [lambda name: media.mp4(images.width, images.height, images.batch, video.fps,
+                                             f"{ctx.prompt_id}/{name}", tags)])
     return {"ui": {"images": res, "animated": [True]}}
 
 
 @simulates("SaveWEBM")
 def save_webm(i, ctx):
-    images, fps = i["images"], float(i.get("fps", 24.0))
+    images, fps, tags = i["images"], float(i.get("fps", 24.0)), png_texts(ctx)  # prompt first, then extra_pnginfo
     res = save_files(ctx, i.get("filename_prefix", "ComfyUI"), "output", "webm",
-                     [lambda name: media.webm(images.width, images.height, images.batch, fps, f"{ctx.prompt_id}/{name}")])
+                     [lambda name: media.webm(images.width, images.height, images.batch, fps,
+                                              f"{ctx.prompt_id}/{name}", tags)])
     return {"ui": {"images": res, "animated": [True]}}
 
 
@@ -351,7 +363,7 @@ def empty_latent(i, ctx):
 @simulates("SaveLatent")
 def save_latent(i, ctx):
     lat = i["samples"]
-    meta = {"prompt": json.dumps(ctx.prompt)}
+    meta = png_texts(ctx)
     res = save_files(ctx, i.get("filename_prefix", "latents/ComfyUI"), "output", "latent",
                      [lambda name: media.latent(lat.width, lat.height, lat.batch, meta)])
     return {"ui": {"latents": res}}
