@@ -104,19 +104,27 @@ class _Watch:
 class Engine:
     """Runs workflows on one or several ComfyUI servers (one run = one server)."""
 
-    def __init__(self, servers: list[ServerConfig], *, bizyair_key: str = "",
+    def __init__(self, servers: list[ServerConfig], *, bizyair_key: str = "", comfy_org_key: str = "",
                  output_limit: int = RUN_OUTPUT_LIMIT,
                  client_factory: Callable[[ServerConfig], ComfyClient] = ComfyClient):
         if not servers:
             raise ValueError("at least one server")
         self.servers = servers
         self.bizyair_key = bizyair_key.strip()
+        self.comfy_org_key = comfy_org_key.strip()
         self.output_limit = output_limit      # bytes of output one run may hold (budget.py)
         self.client_factory = client_factory
 
     def secrets(self) -> list[str]:
         out = [s for server in self.servers for s in server.secrets()]
-        return out + ([self.bizyair_key] if self.bizyair_key else [])
+        return out + [k for k in (self.bizyair_key, self.comfy_org_key) if k]
+
+    def extra_data(self) -> dict[str, str]:
+        """The `extra_data` of every /prompt: the Comfy.org API key for ComfyUI's partner API nodes.
+        ComfyUI (server.py post_prompt) moves `api_key_comfy_org` out of extra_data into the queue
+        item's sensitive part before storing anything, so it is in neither /queue nor /history, and
+        hands it to the nodes' hidden API_KEY_COMFY_ORG input (execution.py get_input_data)."""
+        return {"api_key_comfy_org": self.comfy_org_key} if self.comfy_org_key else {}
 
     # ---- entry point ------------------------------------------------------------------------------
 
@@ -345,7 +353,8 @@ class Engine:
         forget them and, if the plan used them, plan again with fresh ones and queue once more."""
         plan = ready.plan
         try:
-            accepted = client.queue_prompt(plan.graph, prompt_id, client_id, deadline=deadline)
+            accepted = client.queue_prompt(plan.graph, prompt_id, client_id, extra_data=self.extra_data(),
+                                           deadline=deadline)
         except PromptRejected as exc:
             if not set(exc.detail.get("error_types") or ()) & _STALE_DEFINITION_KINDS:
                 raise
@@ -357,7 +366,8 @@ class Engine:
             plan = build_plan(ready.request.workflow, ready.request, ready.nodeinfo, ready.uploaded)
             if ready.key:
                 bizyair.apply_server_mode_key(plan.graph, ready.key, prompt_id)
-            accepted = client.queue_prompt(plan.graph, prompt_id, client_id, deadline=deadline)
+            accepted = client.queue_prompt(plan.graph, prompt_id, client_id, extra_data=self.extra_data(),
+                                           deadline=deadline)
         plan.warnings.extend(_skipped_outputs(accepted, plan.graph))
         return plan
 

@@ -46,6 +46,9 @@ FORBIDDEN = re.compile(r"(^|/)(tests|bench|scripts|examples|dist|\.venv|\.git|\.
 
 PROVIDER = "provider/comfyui_bizyair.yaml"
 TOOLS = ("tools/comfyui_workflow.yaml", "tools/text_to_image.yaml")
+# The catalogue tools: their own interface checks are in tests/test_catalogue_tools.py.
+RUN_TOOLS = ("tools/edit_image.yaml", "tools/text_to_video.yaml", "tools/image_to_video.yaml")
+CATALOGUE_TOOLS = RUN_TOOLS + ("tools/list_capabilities.yaml",)
 
 
 def _yaml(rel: str) -> dict:
@@ -293,7 +296,8 @@ def test_the_sdk_loads_every_declaration_and_class_from_the_unpacked_package(bui
     assert (got["name"], got["version"]) == ("comfyui_bizyair", "0.1.0")
     assert got["credentials"] == list(CREDENTIALS)
     assert got["tools"] == {name: [p[0] for p in params] for name, params in TOOL_PARAMS.items()}
-    assert set(got["tool_classes"]) == {"comfyui_workflow", "text_to_image"}
+    assert set(got["tool_classes"]) == {"comfyui_workflow", "text_to_image", "edit_image", "text_to_video",
+                                        "image_to_video", "list_capabilities"}
     assert got["assets"] == ["icon-dark.svg", "icon.svg"]
 
 
@@ -302,6 +306,7 @@ def test_the_sdk_loads_every_declaration_and_class_from_the_unpacked_package(bui
 CREDENTIALS = {
     "comfyui_base_url": ("text-input", True), "comfyui_token": ("secret-input", False),
     "comfyui_extra_header": ("secret-input", False), "bizyair_api_key": ("secret-input", False),
+    "comfy_org_api_key": ("secret-input", False),
     "cos_region": ("text-input", False), "cos_secret_id": ("secret-input", False),
     "cos_secret_key": ("secret-input", False), "cos_bucket": ("text-input", False),
     "cos_token": ("secret-input", False), "cos_prefix": ("text-input", False),
@@ -321,6 +326,22 @@ TOOL_PARAMS = {
         ("width", "number", "form"), ("height", "number", "form"), ("seed", "number", "form"),
         ("workflow", "file", "form"), ("timeout", "number", "form"), ("max_blob_mb", "number", "form"),
         ("progress", "boolean", "form")],
+    "edit_image": [
+        ("images", "files", "llm"), ("prompt", "string", "llm"), ("model", "select", "form"),
+        ("aspect_ratio", "select", "llm"), ("resolution", "select", "form"), ("count", "number", "form"),
+        ("seed", "number", "form"), ("timeout", "number", "form"), ("max_blob_mb", "number", "form"),
+        ("progress", "boolean", "form")],
+    "text_to_video": [
+        ("prompt", "string", "llm"), ("negative_prompt", "string", "llm"), ("model", "select", "form"),
+        ("duration", "number", "llm"), ("aspect_ratio", "select", "llm"), ("resolution", "select", "form"),
+        ("audio", "select", "form"), ("seed", "number", "form"), ("timeout", "number", "form"),
+        ("max_blob_mb", "number", "form"), ("progress", "boolean", "form")],
+    "image_to_video": [
+        ("image", "file", "llm"), ("prompt", "string", "llm"), ("negative_prompt", "string", "llm"),
+        ("model", "select", "form"), ("duration", "number", "llm"), ("aspect_ratio", "select", "llm"),
+        ("resolution", "select", "form"), ("audio", "select", "form"), ("seed", "number", "form"),
+        ("timeout", "number", "form"), ("max_blob_mb", "number", "form"), ("progress", "boolean", "form")],
+    "list_capabilities": [("timeout", "number", "form")],
 }
 
 
@@ -372,11 +393,13 @@ def _emitted_variables() -> set[str]:
     """Variable names the tool code actually sends (create_[stream_]variable_message("name", …))."""
     names = set()
     for path in (ROOT / "tools").glob("*.py"):
+        if path.name == "list_capabilities.py":     # its own variables, checked in test_catalogue_tools.py
+            continue
         names |= set(re.findall(r'create_(?:stream_)?variable_message\(\s*"([a-z_]+)"', path.read_text()))
     return names
 
 
-@pytest.mark.parametrize("rel", TOOLS)
+@pytest.mark.parametrize("rel", TOOLS + RUN_TOOLS)
 def test_output_schema_declares_exactly_the_variables_the_tools_emit(rel):
     props = _yaml(rel)["output_schema"]["properties"]
     assert {k: v["type"] for k, v in props.items()} == OUTPUT_VARIABLES
@@ -384,7 +407,7 @@ def test_output_schema_declares_exactly_the_variables_the_tools_emit(rel):
     assert props["urls"]["items"] == {"type": "string"}
 
 
-@pytest.mark.parametrize("rel", TOOLS)
+@pytest.mark.parametrize("rel", TOOLS + RUN_TOOLS)
 def test_llm_description_tells_an_agent_how_to_use_the_tool(rel):
     doc = _yaml(rel)
     llm = doc["description"]["llm"]
@@ -412,7 +435,7 @@ def _i18n_fields():
                 yield f"credential {name} {key}", key, conf[key]
         for opt in conf.get("options", []):
             yield f"credential {name} option {opt['value']}", "label", opt["label"]
-    for rel in TOOLS:
+    for rel in TOOLS + CATALOGUE_TOOLS:
         t = _yaml(rel)
         yield f"{rel} label", "label", t["identity"]["label"]
         yield f"{rel} description", "description", t["description"]["human"]

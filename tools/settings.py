@@ -27,7 +27,8 @@ def servers_from(credentials: dict[str, Any]) -> list[ServerConfig]:
 
 
 def engine_from(credentials: dict[str, Any]) -> Engine:
-    return Engine(servers_from(credentials), bizyair_key=str(credentials.get("bizyair_api_key") or ""))
+    return Engine(servers_from(credentials), bizyair_key=str(credentials.get("bizyair_api_key") or ""),
+                  comfy_org_key=str(credentials.get("comfy_org_api_key") or ""))
 
 
 def storage_from(credentials: dict[str, Any]) -> Storage | None:
@@ -38,7 +39,7 @@ def storage_from(credentials: dict[str, Any]) -> Storage | None:
 
 
 def credential_secrets(credentials: dict[str, Any]) -> list[str]:
-    names = ("comfyui_token", "comfyui_extra_header", "bizyair_api_key", "cos_secret_id",
+    names = ("comfyui_token", "comfyui_extra_header", "bizyair_api_key", "comfy_org_api_key", "cos_secret_id",
              "cos_secret_key", "cos_token")
     out = []
     for name in names:

@@ -28,6 +28,16 @@ Test control, through POST /_test/config:
     bizyair_placeholder  third-party API nodes "fail while a sibling still runs": they return the
                          stock placeholder image (SaveImage/PreviewImage write it as ComfyUI would,
                          re-encoded with the prompt metadata) and the error on their text output
+    bizyair_api_errors   {class_type or "*": kind}: that third-party API node fails the way the cloud
+                         reports it, kind one of "moderation", "balance", "timeout", "service"
+                         (texts in API_ERRORS)
+
+Third-party API nodes return what their inputs ask for (see _api_result): an edit or a generated
+image sized by the node's aspect ratio (or the first input image's, for "auto") and resolution, as
+many as its count input (variants / max_images / n) says; a video (SaveVideo writes a real MP4
+header: size, duration and frame rate) sized by its aspect ratio (or the first frame's) and
+resolution, as long as its duration. Image sizes are scaled down (1K → 1024 px on the long side,
+each step up adds 256 px) so tests stay fast; video sizes are real (MP4 headers cost nothing).
 """
 
 from __future__ import annotations
@@ -40,7 +50,6 @@ from functools import lru_cache
 from pathlib import Path
 
 from aiohttp import web
-
 from comfysim import media
 from comfysim import nodes as sim_nodes
 
@@ -59,6 +68,7 @@ CONFIG_DEFAULTS = {
     "bizyair_valid_keys": ["sk-validfake000"],
     "bizyair_api_seconds": 0.0,
     "bizyair_placeholder": False,
+    "bizyair_api_errors": {},
 }
 
 MAGIC_NODE = "bizyair_magic_node"
@@ -78,6 +88,19 @@ NO_KEY_GIVEN = "No API key provided, please refer to cloud.siliconflow.cn to get
 WRONG_KEY_GIVEN = "Wrong API key provided, please refer to cloud.siliconflow.cn to get the key"
 LOADED = "Key has been loaded from the api_key.ini file"
 USER_ERRORS = "bizyengine.core.common.errors."
+
+
+# How a cloud task of a third-party API node fails, per kind. Assumed shapes, not recorded from the
+# real service: bizyengine 1.2.114's error texts with their "[错误码 N]" suffix (core/common/errors.py:
+# codes 20049/20050/60000 all read "service unavailable"; field notes §4.3), the cloud's moderation
+# code 20021, and the task wait's TimeoutError.
+SERVICE_TEXT = "该节点的后端服务暂不可用或已下线，请稍后重试或改用其他节点。"
+API_ERRORS = {
+    "moderation": ("Exception", "BizyAir task failed: 内容审核未通过，请修改提示词或输入图片后重试。[错误码 20021]"),
+    "balance": (USER_ERRORS + "BizyAirUserError", f"{SERVICE_TEXT}[错误码 20049]"),
+    "timeout": ("TimeoutError", "Timeout waiting for task to finish"),
+    "service": (USER_ERRORS + "BizyAirUserError", f"{SERVICE_TEXT}[错误码 60000]"),
+}
 
 
 def wrong_key(key: str) -> str:
@@ -306,23 +329,88 @@ def _hang_until_released(ctx) -> None:
 
 def _api_result(bizy: Bizy, inputs: dict, ctx):
     ctx.sleep(float(bizy.config.get("bizyair_api_seconds") or 0))
+    errors = bizy.config.get("bizyair_api_errors") or {}
+    kind = errors.get(ctx.class_type) or errors.get("*")
+    if kind:
+        exception_type, message = API_ERRORS[kind]
+        ctx.fail(exception_type, message, traceback_for(exception_type, True), {})
     outputs = list(ctx.return_types)
     if bizy.config.get("bizyair_placeholder"):
         image = PlaceholderImage(600, 400, ((0xDD, 0xDD, 0xDD),))
         texts = ["BizyAir task failed: 请求处理失败，请稍后重试。如持续失败请联系 BizyAir 官方支持。[错误码 30040]", ""]
     else:
-        rgb = sim_nodes.color_from(ctx.signature)
-        image = sim_nodes.SimImage(1024, 1024, (rgb,))
+        image = _result_image(inputs, ctx)
         texts = ["", json.dumps([f"https://storage.bizyair.invalid/outputs/{ctx.signature[:16]}.png"])]
     result = []
     for type_name in outputs:
         if type_name == "IMAGE":
             result.append(image)
+        elif type_name == "VIDEO":
+            result.append(_result_video(inputs, ctx))
         elif type_name == "STRING":
             result.append(texts.pop(0) if texts else "")
         else:
             result.append(None)
     return tuple(result)
+
+
+# ---- what a cloud model makes --------------------------------------------------------------
+
+ASPECT_INPUTS = ("aspect_ratio", "ratio", "size")
+RESOLUTION_INPUTS = ("resolution", "size")
+COUNT_INPUTS = ("variants", "max_images", "n")
+IMAGE_LONG_SIDE = {"1k": 1024, "2k": 1280, "3k": 1536, "4k": 1792}     # scaled down, see the docstring
+VIDEO_SHORT_SIDE = {"2k": 1440, "4k": 2160}
+
+
+def _input_images(inputs: dict) -> list:
+    return [v for v in inputs.values() if isinstance(v, sim_nodes.SimImage)]
+
+
+def _aspect(inputs: dict) -> tuple[int, int] | None:
+    """The W:H the node asks for; None for auto / adaptive / none (the input image decides)."""
+    for name in ASPECT_INPUTS:
+        value = inputs.get(name)
+        if isinstance(value, str) and value.count(":") == 1:
+            w, h = value.split(":")
+            if w.isdigit() and h.isdigit() and int(w) and int(h):
+                return int(w), int(h)
+    return None
+
+
+def _from_input_image(inputs: dict) -> tuple[int, int]:
+    found = _input_images(inputs)
+    return (found[0].width, found[0].height) if found else (1, 1)
+
+
+def _result_image(inputs: dict, ctx) -> sim_nodes.SimImage:
+    aspect = _aspect(inputs) or _from_input_image(inputs)
+    tier = next((str(inputs[n]).lower() for n in RESOLUTION_INPUTS
+                 if str(inputs.get(n, "")).lower() in IMAGE_LONG_SIDE), "1k")
+    long_side = IMAGE_LONG_SIDE[tier]
+    w, h = aspect
+    if w >= h:
+        width, height = long_side, max(1, round(long_side * h / w))
+    else:
+        width, height = max(1, round(long_side * w / h)), long_side
+    count = next((inputs[n] for n in COUNT_INPUTS if isinstance(inputs.get(n), int) and inputs[n] > 0), 1)
+    colors = tuple(sim_nodes.color_from(ctx.signature[i:] + ctx.signature[:i]) for i in range(count))
+    return sim_nodes.SimImage(width, height, colors)
+
+
+def _result_video(inputs: dict, ctx) -> sim_nodes.SimVideo:
+    size = str(inputs.get("size") or "").split("*")
+    if len(size) == 2 and all(x.isdigit() for x in size):          # Wan's "1280*720"
+        width, height = int(size[0]), int(size[1])
+    else:
+        w, h = _aspect(inputs) or _from_input_image(inputs)
+        resolution = str(inputs.get("resolution") or "720p").lower()
+        short = VIDEO_SHORT_SIDE.get(resolution) or (int(resolution[:-1]) if resolution[:-1].isdigit() else 720)
+        width, height = (round(short * w / h), short) if w >= h else (short, round(short * h / w))
+    duration = inputs.get("duration") if isinstance(inputs.get("duration"), int) else 5
+    fps = inputs.get("fps") if isinstance(inputs.get("fps"), int) else 24
+    frames = sim_nodes.SimImage(width, height, (sim_nodes.color_from(ctx.signature),) * (duration * fps))
+    return sim_nodes.SimVideo(frames, float(fps))
 
 
 # ---- placeholder files -----------------------------------------------------------------------
