@@ -77,7 +77,8 @@ def test_a_slow_loris_history_ends_the_call_by_its_timeout(plugin, comfy_server)
 
 
 def test_a_slow_loris_download_ends_the_call_by_its_timeout(plugin, comfy_server):
-    comfy_server.config(image_bytes=10_000_000, hostile={"GET /view": {"trickle": 2048, "chunk": 2048}})
+    # 2 MB at 2 KB/s would take 1000 s; the run itself is quick, so only the download can hit the limit.
+    comfy_server.config(image_bytes=2_000_000, hostile={"GET /view": {"trickle": 2048, "chunk": 2048}})
     start = time.monotonic()
     run = plugin.invoke(PROVIDER, "comfyui_workflow", creds(comfy_server),
                         {"workflow_json": WORKFLOW, "timeout": 10}, timeout=60)
