@@ -198,11 +198,6 @@ class InputSpec:
         return self.name in ("seed", "noise_seed") or bool(self.options.get("control_after_generate"))
 
 
-def is_conditioning(type_name: str) -> bool:
-    """CONDITIONING, and BizyAir's BIZYAIR_CONDITIONING."""
-    return isinstance(type_name, str) and type_name.upper().endswith("CONDITIONING")
-
-
 @dataclass
 class NodeDef:
     class_type: str
