@@ -6,7 +6,9 @@ result cache. Seed-like inputs are `seed`, `noise_seed`, and any INT input whose
 `control_after_generate` (for generic primitives such as PrimitiveInt, only when they feed a seed), and
 the one integer of a constant node whose every use is a seed input (INTConstant "Seed", Int Literal).
 A seed input holding a placeholder string ("__RANDOM_INT__", "{{seed}}", "randomize") is a seed too: it
-gets a number. Only literal values are touched (a seed wired from another node is that node's business).
+gets a number. So is such a string wrapped in a one-item list (["randomize"]): not a link (a link is
+[node, slot]), and ComfyUI would refuse it as one. Only literal values are touched (a seed wired from
+another node is that node's business).
 Bounds come from each node's definition (for custom packs, the bundled pack definitions), and they differ a
 lot on BizyAir (0..2^31-1 for API nodes, 0..2^64-1 for samplers, -1..2^31-1 where -1 means "random", a float 1e14
 for CogView). A random seed is never negative: -1 would hand the choice back to a cloud node, and
@@ -61,7 +63,7 @@ def find_seed_slots(graph: dict, nodeinfo: NodeInfo) -> list[SeedSlot]:
         inputs = wf.node(nid).get("inputs", {})
         ints = [n for n, v in inputs.items() if _is_int(v)]
         for name, value in inputs.items():
-            placeholder = isinstance(value, str) and _is_seed_name(name)
+            placeholder = _is_placeholder(value) and _is_seed_name(name)
             if not (_is_int(value) or placeholder):
                 continue
             spec = d.input(name) if d else None
@@ -145,6 +147,11 @@ def _seed_readers(wf: Workflow) -> set[str]:
 
 def _is_seed_name(name: str) -> bool:
     return name in SEED_NAMES
+
+
+def _is_placeholder(value) -> bool:
+    """A string, or a string alone in a list (["randomize"]; a link has two items)."""
+    return isinstance(value, str) or (isinstance(value, list) and len(value) == 1 and isinstance(value[0], str))
 
 
 def _is_int(value) -> bool:

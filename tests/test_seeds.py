@@ -46,6 +46,15 @@ def test_a_placeholder_string_in_a_seed_input_is_a_seed_and_gets_a_number(placeh
     assert g["2"]["inputs"]["steps"] == "{{steps}}"       # other placeholders are not seeds
 
 
+def test_a_placeholder_alone_in_a_list_is_a_seed_but_a_link_is_not():
+    g = {"1": node("KSampler", seed=["randomize"], steps=20),
+         "2": node("PrimitiveInt", value=5),
+         "3": node("KSampler", seed=["2", 0], steps=20)}
+    assert [(s.node_id, s.input) for s in find_seed_slots(g, INFO)] == [("1", "seed"), ("2", "value")]
+    apply_seeds(g, INFO)
+    assert isinstance(g["1"]["inputs"]["seed"], int) and g["3"]["inputs"]["seed"] == ["2", 0]
+
+
 def test_strings_in_inputs_that_are_not_seeds_stay():
     g = {"1": node("CLIPTextEncode", text="__RANDOM_INT__"), "2": node("MyNode", seed_mode="randomize")}
     assert find_seed_slots(g, INFO) == []
