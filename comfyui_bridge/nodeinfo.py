@@ -31,6 +31,9 @@ from .jsonsafe import as_dict, as_list
 log = logging.getLogger(__name__)
 
 BUNDLED_PATH = Path(__file__).parent / "data" / "node_defs.json"
+# Custom-node packs read from their source by scripts/build_pack_defs.py: only what targeting needs, so they
+# complete the definitions targeting and seeds see, never those used to validate or convert workflows.
+PACK_DEFS_PATH = Path(__file__).parent / "data" / "pack_defs.json"
 
 PRIMITIVE_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN")
 COMBO = "COMBO"
@@ -195,11 +198,6 @@ class InputSpec:
         return self.name in ("seed", "noise_seed") or bool(self.options.get("control_after_generate"))
 
 
-def is_conditioning(type_name: str) -> bool:
-    """CONDITIONING, and BizyAir's BIZYAIR_CONDITIONING."""
-    return isinstance(type_name, str) and type_name.upper().endswith("CONDITIONING")
-
-
 @dataclass
 class NodeDef:
     class_type: str
@@ -289,6 +287,55 @@ def load_bundled(path: Path = BUNDLED_PATH) -> dict[str, dict]:
                 return classes
             _bundled = classes
         return _bundled
+
+
+_PACK_CODES: dict[str, list] = {
+    "S": ["STRING", {}], "Sm": ["STRING", {"multiline": True}], "Sf": ["STRING", {"forceInput": True}],
+    "I": ["INT"], "F": ["FLOAT"], "B": ["BOOLEAN"], "C": [[], {"open": True}],
+}
+_packs_lock = threading.Lock()
+_packs: dict[str, dict] | None = None
+
+
+def _expand_pack_input(code: str) -> list:
+    if code in _PACK_CODES:
+        return json.loads(json.dumps(_PACK_CODES[code]))
+    if code.startswith("s:"):      # a seed INT with its bounds: "s:min:max" (either may be empty)
+        _, lo, hi = (code.split(":") + ["", ""])[:3]
+        opts: dict[str, Any] = {"control_after_generate": True}
+        if lo.lstrip("-").isdigit():
+            opts["min"] = int(lo)
+        if hi.lstrip("-").isdigit():
+            opts["max"] = int(hi)
+        return ["INT", opts]
+    return [code]
+
+
+def load_pack_defs(path: Path = PACK_DEFS_PATH) -> dict[str, dict]:
+    """The pack definitions in /object_info shape ({"input": {"required": ...}, "output": ..., "output_name": ...}),
+    expanded from the compact file. Loaded once; {} when the file is missing."""
+    global _packs
+    with _packs_lock:
+        if _packs is not None and path == PACK_DEFS_PATH:
+            return _packs
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8")).get("classes", {})
+        except (OSError, ValueError):
+            raw = {}
+        classes: dict[str, dict] = {}
+        for name, d in raw.items():
+            if not isinstance(d, dict):
+                continue
+            out = [str(o) for o in d.get("o", [])]
+            entry: dict[str, Any] = {"input": {"required": {n: _expand_pack_input(str(c))
+                                                            for n, c in (d.get("i") or {}).items()}},
+                                     "output": out}
+            if d.get("n"):
+                entry["output_name"] = [str(n) for n in d["n"]]
+            classes[name] = entry
+        if path == PACK_DEFS_PATH:
+            _packs = classes
+        return classes
 
 
 class _LiveCache:

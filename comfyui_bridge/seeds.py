@@ -3,10 +3,14 @@
 An API export freezes the seed the UI had ("control_after_generate" does nothing outside the UI),
 so an identical prompt would be served from ComfyUI's cache — and on BizyAir from the cloud's 7-day
 result cache. Seed-like inputs are `seed`, `noise_seed`, and any INT input whose definition carries
-`control_after_generate` (for generic primitives such as PrimitiveInt, only when they feed a seed);
-only literal values are touched (a seed wired from another node is that
-node's business). Bounds come from each node's definition, and they differ a lot on BizyAir
-(0..2^31-1 for API nodes, 0..2^64-1 for samplers, -1..2^31-1 where -1 means "random", a float 1e14
+`control_after_generate` (for generic primitives such as PrimitiveInt, only when they feed a seed), and
+the one integer of a constant node whose every use is a seed input (INTConstant "Seed", Int Literal).
+A seed input holding a placeholder string ("__RANDOM_INT__", "{{seed}}", "randomize") is a seed too: it
+gets a number. So is such a string wrapped in a one-item list (["randomize"]): not a link (a link is
+[node, slot]), and ComfyUI would refuse it as one. Only literal values are touched (a seed wired from
+another node is that node's business).
+Bounds come from each node's definition (for custom packs, the bundled pack definitions), and they differ a
+lot on BizyAir (0..2^31-1 for API nodes, 0..2^64-1 for samplers, -1..2^31-1 where -1 means "random", a float 1e14
 for CogView). A random seed is never negative: -1 would hand the choice back to a cloud node, and
 then nobody could report the seed that was used.
 """
@@ -15,11 +19,12 @@ from __future__ import annotations
 
 import math
 import secrets
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from .errors import InputError
 from .models import InputChange
-from .nodeinfo import NodeInfo
+from .nodeinfo import NodeDef, NodeInfo, load_pack_defs
 from .workflow import Workflow
 
 SEED_NAMES = ("seed", "noise_seed")
@@ -45,20 +50,33 @@ class SeedSlot:
 
 
 def find_seed_slots(graph: dict, nodeinfo: NodeInfo) -> list[SeedSlot]:
-    """Seed-like inputs holding a literal integer, in node id order."""
+    """Seed-like inputs holding a literal integer (or a placeholder string), in node id order."""
     wf = Workflow(graph)
+    seed_readers = _seed_readers(wf)
+    packs = load_pack_defs()
     slots = []
     for nid in wf.ids():
-        d = nodeinfo.get(wf.class_of(nid))
-        for name, value in wf.node(nid).get("inputs", {}).items():
-            if not _is_int(value):
+        cls = wf.class_of(nid)
+        d = nodeinfo.get(cls)
+        if d is None and cls in packs:
+            d = NodeDef.parse(cls, packs[cls], source="packs")
+        inputs = wf.node(nid).get("inputs", {})
+        ints = [n for n, v in inputs.items() if _is_int(v)]
+        for name, value in inputs.items():
+            placeholder = _is_placeholder(value) and _is_seed_name(name)
+            if not (_is_int(value) or placeholder):
                 continue
             spec = d.input(name) if d else None
-            if spec is not None:
-                if spec.seed_like and (name in SEED_NAMES or _feeds_seeds(wf, nid)):
-                    slots.append(SeedSlot(nid, name, _bound(spec.min, math.ceil), _bound(spec.max, math.floor)))
-            elif name in SEED_NAMES:
-                slots.append(SeedSlot(nid, name, None, None))
+            if spec is not None and spec.type not in ("INT", "*"):
+                continue
+            bounds = (_bound(spec.min, math.ceil), _bound(spec.max, math.floor)) if spec is not None else (None, None)
+            if spec is not None and spec.seed_like and (name in SEED_NAMES or nid in seed_readers):
+                slots.append(SeedSlot(nid, name, *bounds))
+            elif _is_seed_name(name) and (spec is None or spec.type == "INT"):
+                slots.append(SeedSlot(nid, name, *bounds))
+            elif ints == [name] and nid in seed_readers:
+                # A constant node whose one integer only ever feeds seeds (INTConstant "Seed", Int Literal).
+                slots.append(SeedSlot(nid, name, *bounds))
     return slots
 
 
@@ -70,7 +88,7 @@ def random_seed(slot: SeedSlot) -> int:
 
 
 def apply_seeds(graph: dict, nodeinfo: NodeInfo, fixed: int | None = None,
-                skip: set[tuple[str, str]] = frozenset()) -> list[InputChange]:
+                skip: AbstractSet[tuple[str, str]] = frozenset()) -> list[InputChange]:
     """Set every seed input of `graph` (in place): `fixed` when given, else a fresh random value.
     Inputs in `skip` (set by overrides) are left alone. Raises InputError for a fixed seed outside a
     node's bounds, before changing anything."""
@@ -116,11 +134,24 @@ def check_fixed_seed(seed, slots: list[SeedSlot], wf: Workflow) -> int:
     return seed
 
 
-def _feeds_seeds(wf: Workflow, nid: str) -> bool:
-    """A flagged INT that is not called seed (PrimitiveInt.value) is a seed only when what it feeds
-    is a seed: the same primitive may just as well hold a width or a step count."""
-    consumers = wf.consumers(nid)
-    return bool(consumers) and all("seed" in name for _, name, _ in consumers)
+def _seed_readers(wf: Workflow) -> set[str]:
+    """Nodes whose every consumer reads them through a seed input. A flagged INT that is not called
+    seed (PrimitiveInt.value) is a seed only then: the same primitive may just as well hold a width or a
+    step count. One pass over the links."""
+    uses: dict[str, bool] = {}
+    for cid in wf.ids():
+        for name, (src, _) in wf.links_to(cid).items():
+            uses[src] = uses.get(src, True) and "seed" in name.lower()
+    return {n for n, only_seeds in uses.items() if only_seeds}
+
+
+def _is_seed_name(name: str) -> bool:
+    return name in SEED_NAMES
+
+
+def _is_placeholder(value) -> bool:
+    """A string, or a string alone in a list (["randomize"]; a link has two items)."""
+    return isinstance(value, str) or (isinstance(value, list) and len(value) == 1 and isinstance(value[0], str))
 
 
 def _is_int(value) -> bool:

@@ -143,15 +143,25 @@ def _from_object(data: Any, nodeinfo) -> LoadedWorkflow:
     return LoadedWorkflow(data, "api")
 
 
+_WRAPPERS = (("prompt",), ("workflow",), ("workflow_json",), ("input", "workflow"), ("input", "prompt"),
+             ("input", "workflow_json"))
+
+
 def _unwrap(data: dict) -> dict:
-    """Accept the bodies people paste: `{"prompt": {...}}` (a POST /prompt body), `{"workflow": {...}}`
-    and runpod's `{"input": {"workflow": {...}}}`."""
+    """Accept the bodies people paste: `{"prompt": {...}}` (a POST /prompt body), `{"workflow": {...}}`,
+    runpod's `{"input": {"workflow": {...}}}` and `{"input": {"workflow_json": ...}}` / `{"workflow_json": ...}`
+    (Dify's ComfyUI tool parameter), where the workflow may also be a JSON string."""
     if _looks_like_graph(data) or is_ui_format(data):
         return data
-    for path in (("prompt",), ("workflow",), ("input", "workflow"), ("input", "prompt")):
+    for path in _WRAPPERS:
         inner: Any = data
         for key in path:
             inner = inner.get(key) if isinstance(inner, dict) else None
+        if isinstance(inner, str) and inner.lstrip()[:1] == "{":
+            try:
+                inner = _parse_json(inner)      # bounded: it is part of a file already within MAX_BYTES
+            except WorkflowFormatError:
+                continue
         if isinstance(inner, dict) and inner and (_looks_like_graph(inner) or is_ui_format(inner)):
             return inner
     return data

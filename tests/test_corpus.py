@@ -1,11 +1,19 @@
-"""Prompt-target detection on real public workflows (tests/fixtures/corpus/expected.json).
+"""Prompt-target detection on real public workflows.
 
-Each entry records the expected positive/negative targets ("ambiguous" when detection must refuse
-to guess) and a one-line WHY. A failure message lists every file whose result changed, plus the
-ambiguous ones and their reasons, so a regression reads as a report.
+Two corpora, two different claims:
+
+* `tests/fixtures/corpus_labelled/` is the **ground truth**: 141 workflows from 119 repositories, each
+  labelled by reading its graph before the code ran on it (`labels.json`, with the reasoning per file).
+  `bench/score_targeting.py` scores the code against it; the gate below is the acceptance bar of issue 14:
+  positive and negative ≥ 95 %, no silent wrong guess, every seed found, every refusal with candidates.
+* `tests/fixtures/corpus/expected.json` is a **regression snapshot** of the code's own output on the older
+  30-file corpus. It only says "this did not change"; when a change is intended, regenerate it with
+  `python tests/test_corpus.py --update-snapshot` and review the diff.
 """
 
+import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,9 +23,54 @@ from comfyui_bridge.nodeinfo import NodeInfo
 from comfyui_bridge.targeting import find_targets
 from comfyui_bridge.workflow import parse_workflow
 
+ROOT = Path(__file__).resolve().parent.parent
 FIX = Path(__file__).parent / "fixtures"
-EXPECTED = json.loads((FIX / "corpus/expected.json").read_text(encoding="utf-8"))["files"]
+SNAPSHOT = FIX / "corpus/expected.json"
 INFO = NodeInfo()
+
+
+def _scorer():
+    spec = importlib.util.spec_from_file_location("score_targeting", ROOT / "bench/score_targeting.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module          # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+# ---------------------------------------------------------------- ground truth: the labelled corpus
+
+SCORER = _scorer()
+REPORT = SCORER.score(SCORER.LABELS, INFO)
+
+
+def test_labelled_corpus_is_wide_and_independent():
+    labels = json.loads(SCORER.LABELS.read_text(encoding="utf-8"))["files"]
+    assert len(labels) >= 100
+    assert len({lab["source"]["repo"] for lab in labels.values()}) >= 40
+    for name, lab in labels.items():
+        assert lab["why"] and lab["source"]["commit"], name
+        assert (SCORER.LABELS.parent / "files" / name).is_file(), name
+
+
+def test_labelled_corpus_meets_the_bar():
+    t = REPORT.table
+    text = SCORER.render(REPORT)
+    assert t["positive"]["accuracy"] >= 95, text
+    assert t["negative"]["accuracy"] >= 95, text
+    assert t["silent_wrong"] == 0, text
+    assert t["seeds"]["missed"] == 0, text
+    assert t["refusals_without_candidates"] == 0, text
+
+
+def test_every_refusal_names_its_candidates():
+    for name, role, rr in REPORT.refusals():
+        assert rr.answer.candidates, f"{name} {role}: {rr.answer.reason}"
+        assert "Set prompt_node" in rr.answer.reason or "Set negative_node" in rr.answer.reason
+
+
+# ---------------------------------------------------------------- regression snapshot of the old corpus
+
+SNAP = json.loads(SNAPSHOT.read_text(encoding="utf-8"))["files"]
 
 
 def detect(rel: str) -> dict:
@@ -31,47 +84,53 @@ def detect(rel: str) -> dict:
     def one(res):
         return "ambiguous" if res.error else (res.pairs() or None)
 
+    def why(res):
+        return (res.error.message if res.error else
+                " | ".join(t.why for t in res.targets) or f"no target: {res.reason}")
+
     return {"positive": one(a.positive), "negative": one(a.negative),
+            "why": f"{why(a.positive)} || {why(a.negative)}",
             "reason": (a.positive.error.message if a.positive.error else a.positive.reason)}
 
 
-RESULTS = {rel: detect(rel) for rel in EXPECTED}
+RESULTS = {rel: detect(rel) for rel in SNAP}
 
 
-def report() -> str:
-    lines = []
-    for rel, got in RESULTS.items():
-        if got.get("positive") == "ambiguous" or got.get("load"):
-            lines.append(f"  {rel}: {got.get('load') or 'ambiguous'}: {got['reason'][:200]}")
-    return "ambiguous or refused:\n" + "\n".join(lines)
-
-
-def test_corpus_is_wide_enough():
-    assert len(EXPECTED) >= 30
-    families = " ".join(e["family"] for e in EXPECTED.values())
-    for fam in ("sd15", "sdxl_refiner", "flux", "sd3", "kolors", "controlnet", "combine", "string_nodes", "bizyair",
-                "video_wan", "video_ltx", "video_hunyuan", "audio", "no_prompt", "two_independent"):
-        assert fam in families, fam
-    assert all(e["source"]["repo"] for e in EXPECTED.values())
-
-
-@pytest.mark.parametrize("rel", list(EXPECTED), ids=lambda r: r.rsplit("/", 1)[-1])
-def test_expected_targets(rel):
-    want, got = EXPECTED[rel], RESULTS[rel]
+@pytest.mark.parametrize("rel", list(SNAP), ids=lambda r: r.rsplit("/", 1)[-1])
+def test_snapshot_unchanged(rel):
+    want, got = SNAP[rel], RESULTS[rel]
     if want.get("load") == "refused":
-        assert got.get("load") == "refused" and want["refusal_contains"] in got["reason"], report()
+        assert got.get("load") == "refused" and want["refusal_contains"] in got["reason"]
         return
-    assert got.get("load") is None, f"{rel} did not load: {got['reason']}\n{report()}"
+    assert got.get("load") is None, f"{rel} did not load: {got['reason']}"
     assert (got["positive"], got["negative"]) == (want["positive"], want["negative"]), (
-        f"{rel}\n  expected positive={want['positive']} negative={want['negative']}\n"
-        f"  got      positive={got['positive']} negative={got['negative']}\n  why: {want['why']}\n{report()}")
+        f"{rel} changed (regenerate the snapshot if intended)\n"
+        f"  was positive={want['positive']} negative={want['negative']}\n"
+        f"  now positive={got['positive']} negative={got['negative']}\n  now: {got['why']}")
 
 
-def test_summary_counts():
-    detected = [r for r in RESULTS.values() if isinstance(r.get("positive"), list)]
-    ambiguous = [r for r in RESULTS.values() if r.get("positive") == "ambiguous"]
-    none = [r for r in RESULTS.values() if r.get("positive") is None and not r.get("load")]
-    refused = [r for r in RESULTS.values() if r.get("load")]
-    assert len(detected) + len(ambiguous) + len(none) + len(refused) == len(RESULTS)
-    # Most real workflows must be handled without asking the user.
-    assert len(detected) >= 0.8 * len(RESULTS), report()
+def _update_snapshot() -> None:
+    doc = json.loads(SNAPSHOT.read_text(encoding="utf-8"))
+    doc["about"] = ("Regression snapshot: positive/negative/why are the code's own output on these files, not "
+                    "ground truth (that is tests/fixtures/corpus_labelled). Regenerate with "
+                    "`python tests/test_corpus.py --update-snapshot`. Graph structure (nodes, classes, inputs, "
+                    "links, titles) as published; long prompt texts were shortened and NSFW/long texts "
+                    "replaced, keeping equal texts equal and empty texts empty. UI files were trimmed of "
+                    "layout-only keys. Paths are relative to tests/fixtures.")
+    for rel, entry in doc["files"].items():
+        got = RESULTS[rel]
+        if got.get("load"):
+            continue
+        entry["positive"], entry["negative"], entry["why"] = got["positive"], got["negative"], got["why"]
+    # One file per line, as it was written: small diffs.
+    lines = ["{", f' "about": {json.dumps(doc["about"], ensure_ascii=False)},', ' "files": {']
+    items = list(doc["files"].items())
+    for i, (rel, entry) in enumerate(items):
+        sep = "," if i < len(items) - 1 else ""
+        lines.append(f"  {json.dumps(rel)}: {json.dumps(entry, ensure_ascii=False)}{sep}")
+    lines += [" }", "}", ""]
+    SNAPSHOT.write_text("\n".join(lines), encoding="utf-8")
+
+
+if __name__ == "__main__" and "--update-snapshot" in sys.argv:
+    _update_snapshot()

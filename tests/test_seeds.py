@@ -28,12 +28,58 @@ def test_seed_and_noise_seed_are_found_with_their_bounds():
     assert [(s.node_id, s.input, s.max) for s in slots] == [("1", "seed", 2 ** 31 - 1)]
 
 
-def test_wired_seeds_and_non_integers_are_left_alone():
+def test_wired_seeds_are_left_to_their_source():
     g = {"1": node("PrimitiveInt", value=5),
-         "2": node("KSampler", seed=["1", 0], steps=20),
-         "3": node("RandomNoise", noise_seed="100")}      # a template placeholder, not a number
+         "2": node("KSampler", seed=["1", 0], steps=20)}
     slots = find_seed_slots(g, INFO)
     assert [(s.node_id, s.input) for s in slots] == [("1", "value")]   # PrimitiveInt.value has control_after_generate
+
+
+@pytest.mark.parametrize("placeholder", ["__RANDOM_INT__", "{{seed}}", "randomize", "100", ""])
+def test_a_placeholder_string_in_a_seed_input_is_a_seed_and_gets_a_number(placeholder):
+    g = {"1": node("RandomNoise", noise_seed=placeholder),
+         "2": node("MyTemplatedSampler", seed=placeholder, steps="{{steps}}")}
+    slots = find_seed_slots(g, INFO)
+    assert [(s.node_id, s.input) for s in slots] == [("1", "noise_seed"), ("2", "seed")]
+    apply_seeds(g, INFO)
+    assert isinstance(g["1"]["inputs"]["noise_seed"], int) and isinstance(g["2"]["inputs"]["seed"], int)
+    assert g["2"]["inputs"]["steps"] == "{{steps}}"       # other placeholders are not seeds
+
+
+def test_a_placeholder_alone_in_a_list_is_a_seed_but_a_link_is_not():
+    g = {"1": node("KSampler", seed=["randomize"], steps=20),
+         "2": node("PrimitiveInt", value=5),
+         "3": node("KSampler", seed=["2", 0], steps=20)}
+    assert [(s.node_id, s.input) for s in find_seed_slots(g, INFO)] == [("1", "seed"), ("2", "value")]
+    apply_seeds(g, INFO)
+    assert isinstance(g["1"]["inputs"]["seed"], int) and g["3"]["inputs"]["seed"] == ["2", 0]
+
+
+def test_strings_in_inputs_that_are_not_seeds_stay():
+    g = {"1": node("CLIPTextEncode", text="__RANDOM_INT__"), "2": node("MyNode", seed_mode="randomize")}
+    assert find_seed_slots(g, INFO) == []
+
+
+def test_an_integer_constant_that_only_feeds_seeds_is_the_seed():
+    g = {"1": node("INTConstant", value=8888888),
+         "2": node("KSamplerAdvanced", noise_seed=["1", 0], steps=["3", 0]),
+         "3": node("INTConstant", value=8),                     # feeds steps: not a seed
+         "4": node("KSamplerAdvanced", noise_seed=["1", 0], steps=["3", 0]),
+         "5": node("Int-🔬", value=438582246789955),
+         "6": node("KSampler", seed=["5", 0], steps=20)}
+    assert [(s.node_id, s.input) for s in find_seed_slots(g, INFO)] == [("1", "value"), ("5", "value")]
+
+
+def test_seed_nodes_of_custom_packs_keep_their_bounds():
+    # rgthree's Seed node accepts -1125899906842624..1125899906842624 (pack definition): a random seed
+    # stays non-negative and within that maximum.
+    slots = find_seed_slots({"1": node("Seed (rgthree)", seed=5)}, INFO)
+    assert [(s.node_id, s.input, s.min, s.max) for s in slots] == [("1", "seed", -1125899906842624,
+                                                                     1125899906842624)]
+    for _ in range(20):
+        g = {"1": node("Seed (rgthree)", seed=5)}
+        apply_seeds(g, INFO)
+        assert 0 <= g["1"]["inputs"]["seed"] <= 1125899906842624
 
 
 def test_an_int_primitive_is_a_seed_only_when_it_feeds_one():
