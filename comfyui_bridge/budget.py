@@ -36,7 +36,3 @@ class OutputBudget:
                 return False
             self.used += size
             return True
-
-    def give_back(self, size: int) -> None:
-        with self._lock:
-            self.used = max(0, self.used - size)

@@ -24,7 +24,6 @@ LATENT_SIZE_CLASSES = ("EmptyLatentImage", "EmptySD3LatentImage", "EmptyHunyuanL
 class BuiltinModel:
     file: str
     label: str
-    label_zh: str
     size: tuple[int, int] = (1024, 1024)     # default width, height
     note: str = ""
 
@@ -34,10 +33,10 @@ class BuiltinModel:
 
 
 BUILTIN_MODELS: dict[str, BuiltinModel] = {
-    "sdxl": BuiltinModel("sdxl_ksampler_txt2img_api.json", "SDXL (Juggernaut XL v9)", "SDXL（Juggernaut XL v9）"),
-    "flux_dev": BuiltinModel("flux_dev_custom_sampler_txt2img_api.json", "FLUX.1 dev", "FLUX.1 dev"),
+    "sdxl": BuiltinModel("sdxl_ksampler_txt2img_api.json", "SDXL (Juggernaut XL v9)"),
+    "flux_dev": BuiltinModel("flux_dev_custom_sampler_txt2img_api.json", "FLUX.1 dev"),
     "kolors": BuiltinModel(
-        "kolors_txt2img_api.json", "Kolors", "可图 Kolors",
+        "kolors_txt2img_api.json", "Kolors",
         note="Uses BizyAir_MinusZoneChatGLM3TextEncode, which bizyengine 1.2.114 lists but refuses at run "
              "time (\"This node is deprecated\"); it only works on older BizyAir versions."),
 }

@@ -42,7 +42,6 @@ class Plan:
     graph: dict[str, Any]
     changes: list[InputChange] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    prompt_unused: bool = False
 
     def seeds(self) -> dict[str, int]:
         return {f"{c.node_id}.{c.input_name}": c.value for c in self.changes if c.role == "seed"}

@@ -236,9 +236,6 @@ class NodeDef:
     def widgets(self) -> list[InputSpec]:
         return [s for s in self.inputs.values() if s.is_widget]
 
-    def outputs_type(self, predicate: Callable[[str], bool]) -> bool:
-        return any(predicate(o) for o in self.outputs)
-
     def output_type(self, slot: int) -> str | None:
         return self.outputs[slot] if 0 <= slot < len(self.outputs) else None
 

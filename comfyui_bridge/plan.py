@@ -57,7 +57,6 @@ def _apply_text(plan: Plan, res: Resolution, text: str, role: str) -> None:
         raise res.error
     if not res.targets:
         if role == "prompt":
-            plan.prompt_unused = True
             plan.warnings.append(f"The prompt was not used: {res.reason or 'no node takes a prompt'}. "
                                  "The workflow ran with its own text; set prompt_node to choose a node.")
         else:

@@ -42,7 +42,6 @@ class PublishResult:
     url: str = ""
     etag: str = ""              # without quotes
     error: str = ""
-    error_zh: str = ""
     error_code: str = ""
 
     @property
@@ -118,5 +117,4 @@ def publish(storage: Storage, files: Sequence[OutputFile], *, prompt_id: str,
 
 def _fail(res: PublishResult, exc: BridgeError, secrets: Sequence[str]) -> None:
     res.error = one_line(exc.message, 400, secrets=secrets)
-    res.error_zh = one_line(exc.message_zh, 400, secrets=secrets)
     res.error_code = exc.code

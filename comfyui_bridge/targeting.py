@@ -142,21 +142,6 @@ def find_targets(graph: dict, nodeinfo: NodeInfo, prompt_node: str = "", negativ
     return Analysis(pos, neg, auto.samplers)
 
 
-def prompt_targets(graph: dict, nodeinfo: NodeInfo, spec: str = "") -> list[TextTarget]:
-    """The targets for the prompt; raises InputError on ambiguity. [] when the graph takes none."""
-    res = find_targets(graph, nodeinfo, prompt_node=spec).positive
-    if res.error:
-        raise res.error
-    return res.targets
-
-
-def negative_targets(graph: dict, nodeinfo: NodeInfo, spec: str = "", prompt_spec: str = "") -> list[TextTarget]:
-    res = find_targets(graph, nodeinfo, prompt_node=prompt_spec, negative_node=spec).negative
-    if res.error:
-        raise res.error
-    return res.targets
-
-
 def _without(neg: Resolution, pos: Resolution) -> Resolution:
     """A negative target that is also a positive one is not a negative target (a negative built with
     ConditioningZeroOut from the positive encoder, or a sampler with the same encoder on both sides)."""
@@ -894,12 +879,3 @@ def _unique(leaves: list[_Leaf]) -> list[_Leaf]:
     for leaf in leaves:
         seen.setdefault(leaf.key, leaf)
     return list(seen.values())
-
-
-def describe_target(graph: dict, t: TextTarget) -> str:
-    wf = Workflow(graph)
-    return f"{wf.describe(t.node_id)}.{'/'.join(t.inputs)}"
-
-
-def current_text(graph: dict, t: TextTarget) -> Any:
-    return Workflow(graph).get(t.node_id, t.inputs[0])

@@ -43,7 +43,6 @@ class _Link:
     origin: str
     origin_slot: int
     target: str
-    target_slot: int
     type: str
 
 
@@ -119,10 +118,12 @@ class _Converter:
                 continue
             try:
                 if isinstance(raw, dict):
+                    int(raw["target_slot"])   # read to refuse a malformed link; the input names the slot
                     link = _Link(int(raw["id"]), str(raw["origin_id"]), int(raw["origin_slot"]),
-                                 str(raw["target_id"]), int(raw["target_slot"]), str(raw.get("type", "*")))
+                                 str(raw["target_id"]), str(raw.get("type", "*")))
                 else:
-                    link = _Link(int(raw[0]), str(raw[1]), int(raw[2]), str(raw[3]), int(raw[4]),
+                    int(raw[4])
+                    link = _Link(int(raw[0]), str(raw[1]), int(raw[2]), str(raw[3]),
                                  str(raw[5]) if len(raw) > 5 else "*")
             except (KeyError, IndexError, TypeError, ValueError):
                 raise Refused(f"a link entry cannot be read ({str(raw)[:60]}).") from None

@@ -11,6 +11,11 @@ ComfyuiBizyairProvider          # provider/comfyui_bizyair.py, loaded by the SDK
 _validate_credentials           # ToolProvider hook
 ComfyuiWorkflowTool             # tools/*.py, loaded by the SDK
 TextToImageTool
+EditImageTool
+ImageToVideoTool
+TextToVideoTool
+ListCapabilitiesTool
+forget_server_modes             # server_mode.py: tests reset the process-wide memory of server modes
 ConnectionCls                   # urllib3 pools read it (guarded_http.py)
 pool_classes_by_scheme          # urllib3 PoolManager reads it
 trust_env                       # requests.Session settings (client.py)

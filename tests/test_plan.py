@@ -41,7 +41,7 @@ def test_prompt_negative_seed_and_override_on_a_copy():
     assert roles(plan) == [("6", "text", "prompt"), ("7", "text", "negative"), ("3", "seed", "seed"),
                            ("3", "steps", "override")]
     assert plan.seeds() == {"3.seed": plan.graph["3"]["inputs"]["seed"]}
-    assert plan.warnings == [] and not plan.prompt_unused
+    assert plan.warnings == []
 
 
 def test_multi_field_encoder_gets_the_prompt_in_every_field():
@@ -60,7 +60,7 @@ def test_empty_prompt_leaves_the_workflow_text():
 def test_prompt_without_target_runs_as_is_with_a_warning():
     g = load("workflows/load_scale_save.json")
     plan = build_plan(g, request(g, prompt="ignored"), INFO)
-    assert plan.prompt_unused and "The prompt was not used" in plan.warnings[0]
+    assert "The prompt was not used" in plan.warnings[0]
     assert plan.graph == g
 
 

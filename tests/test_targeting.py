@@ -7,11 +7,26 @@ import pytest
 
 from comfyui_bridge.errors import InputError
 from comfyui_bridge.nodeinfo import LIVE_CACHE, NodeInfo
-from comfyui_bridge.targeting import find_targets, negative_targets, prompt_targets
+from comfyui_bridge.targeting import find_targets
 from comfyui_bridge.workflow import parse_workflow
 
 FIX = Path(__file__).parent / "fixtures"
 INFO = NodeInfo()
+
+
+def prompt_targets(graph, nodeinfo, spec=""):
+    """The prompt's targets; raises the InputError an ambiguous or wrong spec gets."""
+    res = find_targets(graph, nodeinfo, prompt_node=spec).positive
+    if res.error:
+        raise res.error
+    return res.targets
+
+
+def negative_targets(graph, nodeinfo, spec=""):
+    res = find_targets(graph, nodeinfo, negative_node=spec).negative
+    if res.error:
+        raise res.error
+    return res.targets
 
 
 def load(rel: str) -> dict:

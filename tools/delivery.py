@@ -72,7 +72,6 @@ class TextOutput:
     """One text output of the run (ComfyUI `text`): inline when short, else a .txt file + excerpt."""
 
     inline: str                 # the whole text, or its excerpt saying where the rest is
-    chars: int
     file_name: str = ""
     file_data: bytes = b""
 
@@ -206,7 +205,7 @@ def text_outputs(result: RunResult, max_blob_bytes: int, report: Report) -> tupl
     for index, raw in enumerate(result.texts[:MAX_TEXTS], 1):
         text = raw if isinstance(raw, str) else shown(raw, INLINE_TEXT_CHARS)
         if len(text) <= INLINE_TEXT_CHARS:
-            out.append(TextOutput(inline=scrub_text(text, report.secrets), chars=len(text)))
+            out.append(TextOutput(inline=scrub_text(text, report.secrets)))
             continue
         name = f"{id_part(result.prompt_id)}_text_{index}.txt"
         data = scrub_text(text, report.secrets).encode("utf-8", "replace")
@@ -221,7 +220,7 @@ def text_outputs(result: RunResult, max_blob_bytes: int, report: Report) -> tupl
                 notes.append(f"Text output {index} has {len(text)} characters; {name} holds its first "
                              f"{len(data)} bytes (the blob limit).")
         inline = f"{excerpt}… ({len(text) - EXCERPT_CHARS} more characters; {where})"
-        out.append(TextOutput(inline=inline, chars=len(text), file_name=name, file_data=data))
+        out.append(TextOutput(inline=inline, file_name=name, file_data=data))
     if len(result.texts) > MAX_TEXTS:
         notes.append(f"The run has {len(result.texts)} text outputs; only the first {MAX_TEXTS} are returned.")
     return out, notes
