@@ -18,7 +18,7 @@ from .client import ComfyClient
 from .endpoint import parse_servers
 from .engine import Engine, node_info
 from .errors import BridgeError
-from .models import RunRequest
+from .models import DEFAULT_TIMEOUT, RunRequest
 from .nodeinfo import NodeInfo
 from .plan import inspect_workflow
 from .workflow import load_workflow
@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--override", action="append", default=[], metavar="NODE.INPUT=JSON",
                      help="set any input, e.g. --override 5.width=768 (repeatable)")
     run.add_argument("--image", action="append", default=[], type=Path, help="input image (repeatable)")
-    run.add_argument("--timeout", type=float, default=240.0)
+    run.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT)
     run.add_argument("--token", default="", help="Bearer token for an auth proxy")
     run.add_argument("--header", default="", help="extra header 'Name: value'")
     run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")

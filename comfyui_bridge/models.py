@@ -8,6 +8,8 @@ from typing import Any
 from .deadline import Deadline
 from .errors import BridgeError
 
+DEFAULT_TIMEOUT = 240.0    # seconds a run may take when the caller does not say (tools, CLI, RunRequest)
+
 
 @dataclass
 class RunRequest:
@@ -22,7 +24,7 @@ class RunRequest:
     overrides: dict[str, Any] | str = field(default_factory=dict)  # {"<node or title>.<input>": value} or its JSON
     images: list[tuple[str, bytes]] = field(default_factory=list)  # (filename, bytes) for LoadImage nodes
     image_nodes: list[str] = field(default_factory=list)
-    timeout: float = 240.0
+    timeout: float = DEFAULT_TIMEOUT
 
 
 @dataclass

@@ -12,8 +12,8 @@ from typing import Any
 from comfyui_bridge.catalogue import build
 from comfyui_bridge.errors import InputError
 from comfyui_bridge.models import RunRequest
-from tools.params import MAX_IMAGES, MIN_TIMEOUT, images, seed
-from tools.settings import DEFAULT_TIMEOUT, MAX_NAME_CHARS, MAX_TIMEOUT, number, text
+from tools.params import MAX_IMAGES, images, seed
+from tools.settings import DEFAULT_TIMEOUT, MAX_NAME_CHARS, MAX_TIMEOUT, MIN_TIMEOUT, number, text
 
 # A video takes minutes: wait as long as Dify lets a tool run (it stops every tool at 600 s).
 VIDEO_TIMEOUT = MAX_TIMEOUT

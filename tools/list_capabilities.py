@@ -17,8 +17,7 @@ from comfyui_bridge.deadline import Deadline
 from comfyui_bridge.errors import BridgeError
 from tools.delivery import ToolRunError, fail, internal_error, scrub_text
 from tools.guard import guarded
-from tools.params import MIN_TIMEOUT
-from tools.settings import MAX_TIMEOUT, credential_secrets, number, servers_from
+from tools.settings import MAX_TIMEOUT, MIN_TIMEOUT, credential_secrets, number, servers_from
 
 log = logging.getLogger(__name__)
 

@@ -23,6 +23,7 @@ from tools.settings import (
     HARD_BLOB_LIMIT,
     MAX_NAME_CHARS,
     MAX_TIMEOUT,
+    MIN_TIMEOUT,
     number,
     text,
 )
@@ -30,7 +31,6 @@ from tools.settings import (
 # The text_to_image YAML's limits for width and height (the form and the code agree).
 MIN_SIDE, MAX_SIDE, DEFAULT_SIDE = 256, 2048, 1024
 MAX_SEED = 2 ** 64 - 1     # ComfyUI's and BizyAir's seed inputs stop at 0xffffffffffffffff
-MIN_TIMEOUT = 10.0
 MAX_BLOB_MB = 30.0
 MAX_IMAGES = 32
 _TRUE = ("true", "1", "yes", "y", "on")

@@ -7,6 +7,7 @@ import math
 import re
 from typing import Any
 
+from comfyui_bridge import models
 from comfyui_bridge.endpoint import ServerConfig, parse_servers
 from comfyui_bridge.engine import Engine
 from comfyui_bridge.errors import InputError
@@ -14,7 +15,8 @@ from comfyui_bridge.jsonsafe import shown
 from comfyui_bridge.storage import Storage
 from comfyui_bridge.storage.cos import CosSettings, CosStorage
 
-DEFAULT_TIMEOUT = 240.0
+DEFAULT_TIMEOUT = models.DEFAULT_TIMEOUT   # one default for every entry point (tool YAMLs say it too)
+MIN_TIMEOUT = 10.0           # shorter cannot even queue a BizyAir run
 MAX_TIMEOUT = 590.0          # Dify kills an invocation at 600 s
 DEFAULT_MAX_BLOB_MB = 15.0   # Dify struggles above ~15 MB and rejects blobs over 30 MiB
 HARD_BLOB_LIMIT = 30 * 1024 * 1024 - 1024
