@@ -170,7 +170,8 @@ class Watchdog:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, name="comfyui-deadline-watchdog", daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            if self._heap[0][2] is g:
+                self._cond.notify()   # the watchdog sleeps until the earliest entry: wake it only for a new earliest
 
     def _loop(self) -> None:
         while True:
