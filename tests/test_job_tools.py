@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 from cos_fixture import COS_AK, COS_SK, fetch
 from job_fixture import DaemonStorage, JobTool, SdkStorage, object_versions, versioned_bucket
 
@@ -26,6 +27,7 @@ from tools.delivery import ToolRunError
 from tools.jobs import MAX_WAIT, cancel, collect, submit, wait_param
 from tools.params import text_to_image_request, workflow_request
 
+ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = Path(__file__).parent / "fixtures/workflows"
 SAVE = (WORKFLOWS / "empty_save_1024.json").read_text()
 SLOW_WS = (WORKFLOWS / "slow_progress_ws_images.json").read_text()
@@ -313,3 +315,43 @@ def test_text_to_image_submits_in_submit_mode_and_collects_like_any_job(comfy_se
     (blob, meta), = blobs(final)
     assert blob[:8] == PNG and meta["filename"].startswith(job["prompt_id"])
     assert json.loads(daemon.values[record_key(job["job_id"])])["tool"] == "text_to_image"
+
+
+def _schema(name: str) -> dict:
+    doc = yaml.safe_load((ROOT / "tools" / f"{name}.yaml").read_text(encoding="utf-8"))
+    return doc["output_schema"]["properties"]
+
+
+def test_output_schemas_declare_exactly_what_the_tools_send(comfy_server, daemon):
+    comfy_server.config(node_delay={"SaveImage": 2.0})
+    tool = tool_for(comfy_server, daemon)
+    submitted = call(lambda t, p: submit(t, p, workflow_request, "comfyui_submit"), tool, {"workflow_json": SAVE})
+    job_id = variables(submitted)["job_id"]
+    final, earlier = collect_until_done(tool, job_id, wait=0.5)
+    cancelled = call(cancel, tool, {"job_id": job_id})
+    assert set(variables(submitted)) == set(_schema("comfyui_submit"))
+    assert earlier and set(variables(earlier[0])) | set(variables(final)) == set(_schema("comfyui_collect"))
+    assert set(variables(cancelled)) == set(_schema("comfyui_cancel"))
+    assert set(variables(submitted)) <= set(_schema("text_to_image"))
+    types = {"string": str, "number": int, "object": dict, "array": list}
+    for sent, name in ((submitted, "comfyui_submit"), (final, "comfyui_collect"), (earlier[0], "comfyui_collect")):
+        for var, value in variables(sent).items():
+            assert isinstance(value, types[_schema(name)[var]["type"]]), (name, var, value)
+
+
+@pytest.mark.parametrize("name", ["comfyui_submit", "comfyui_collect", "comfyui_cancel", "text_to_image"])
+def test_tool_texts_are_in_every_language_and_tell_an_agent_what_to_do(name):
+    doc = yaml.safe_load((ROOT / "tools" / f"{name}.yaml").read_text(encoding="utf-8"))
+    languages = {"en_US", "zh_Hans", "ja_JP", "pt_BR"}
+    assert set(doc["identity"]["label"]) == languages and set(doc["description"]["human"]) == languages
+    for param in doc["parameters"]:
+        assert set(param["label"]) == languages and set(param["human_description"]) == languages, param["name"]
+    llm = doc["description"]["llm"]
+    if name == "comfyui_submit":
+        assert "job_id" in llm and "tell the user the job has started" in llm and "comfyui_collect" in llm
+    elif name == "comfyui_collect":
+        assert "collect again when the user asks" in llm
+        assert "do not call this tool again and again in a loop" in llm
+    elif name == "comfyui_cancel":
+        assert "only when the user asks to cancel" in llm
+    assert all(p.get("llm_description") for p in doc["parameters"] if p["form"] == "llm")

@@ -170,7 +170,7 @@ def test_delivery_round_trip_rebuilds_the_result_and_says_what_it_cut():
     again = delivery.result(record.job, {ref.identity: OutputFile(ref, b"png", "image/png", "image", "x.png")},
                             "http://127.0.0.1:8188")
     assert [(f.name, f.data) for f in again.outputs] == [("p-5_9_1.png", b"png")]
-    assert again.texts == ["short", "x" * 1000]
+    assert again.texts == ["short", "x" * 2000]
     assert "Text output 2 had 5000 characters" in " ".join(again.warnings) and "a note" in again.warnings
     assert (again.error.code, again.error.message, again.error.message_zh) == ("execution_failed", "Node 3 failed",
                                                                                "节点 3 失败")

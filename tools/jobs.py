@@ -237,7 +237,7 @@ def submit(tool: Any, params: dict[str, Any], make_request: Callable[[dict[str, 
         except BridgeError as exc:
             raise _not_recorded(engine, job, exc) from None
         log.info("submitted job %s (prompt %s on %s)", job.job_id, job.prompt_id, ServerConfig(job.server).label)
-        yield from submitted_messages(out, job, submitted.status, submitted.position, record)
+        yield from submitted_messages(out, job, submitted.status, submitted.position, record, secrets)
     return run_guarded(tool, body)
 
 
@@ -394,6 +394,7 @@ def deliver_first(out: Any, store: JobStore, storage: Storage | None, record: Jo
     if error is not None and nothing:
         _remember(store, record, Delivery.of(result, []))
         raise fail(error, secrets)
+    result.warnings.extend(_websocket_note(job))
     when = datetime.fromtimestamp(job.submitted_at, UTC)
     report = deliver(result, storage, record.max_blob_bytes, secrets, when=when)
     why = nothing_to_return(report)
@@ -447,7 +448,8 @@ def deliver_again(out: Any, engine: Engine, storage: Storage | None, record: Job
         try:
             again = engine.fetch_outputs(job, Deadline.after(COLLECT_MARGIN))
             fetched.update({f.ref.identity: f for f in again.outputs})
-            fetch_notes = list(again.warnings)
+            # Its warnings start with the job's own plan notes (already in the delivery): keep the rest.
+            fetch_notes = list(again.warnings[len(job.warnings):])
         except BridgeError as exc:
             fetch_error = exc.message
             fetch_notes = [f"The files could not be fetched from ComfyUI again: {exc.message}"]
@@ -510,10 +512,11 @@ def job_messages(out: Any, report: Report, job_id: str) -> Messages:
     yield out.create_variable_message("job_id", job_id)
 
 
-def submitted_messages(out: Any, job: Job, status: str, position: int, record: JobRecord) -> Messages:
+def submitted_messages(out: Any, job: Job, status: str, position: int, record: JobRecord,
+                       secrets: list[str]) -> Messages:
     where = ("it is running now" if status == "running" else
              f"it is waiting in ComfyUI's queue at position {position}" if position else "it is queued")
-    notes = [scrub(plain(w, 500)) for w in job.warnings[:MAX_NOTES]] + _websocket_note(job)
+    notes = [plain(scrub(w, secrets), 500) for w in job.warnings[:MAX_NOTES]] + _websocket_note(job)
     sentence = (f"Submitted the ComfyUI job {job.job_id}: {where}. It runs on the server without this call; get the "
                 f"result with the comfyui_collect tool and job_id {job.job_id} (each call can wait up to "
                 f"{int(MAX_TIMEOUT)} s). The job can be collected for {TTL_SECONDS // 86400} days.")
