@@ -296,8 +296,8 @@ def cancel(tool: Any, params: dict[str, Any]) -> Messages:
                                        f"The ComfyUI job {job_id} had already finished and was delivered: there is "
                                        "nothing to cancel. Collect it again with comfyui_collect to get its result.")
             return
-        peek = engine.collect(record.job, wait=0)
-        if peek.status == "finished":
+        state = _state_on_server(engine, record.job)
+        if state == "finished":
             yield from cancel_messages(out, job_id, "finished",
                                        f"The ComfyUI job {job_id} had already finished, so it was not cancelled: "
                                        "collect it with comfyui_collect to get its result.")
@@ -309,8 +309,9 @@ def cancel(tool: Any, params: dict[str, Any]) -> Messages:
         except BridgeError as exc:
             log.warning("cancel of %s not recorded: %s", job_id, exc.code)
         if stopped:
-            where = "removed from ComfyUI's queue" if peek.status == "queued" else "stopped on ComfyUI"
-            yield from cancel_messages(out, job_id, "cancelled", f"Cancelled the ComfyUI job {job_id}: it was {where}.")
+            where = {"queued": "it was removed from ComfyUI's queue", "running": "it was stopped on ComfyUI"}.get(
+                state, "ComfyUI no longer had it queued or running")
+            yield from cancel_messages(out, job_id, "cancelled", f"Cancelled the ComfyUI job {job_id}: {where}.")
         else:
             yield from cancel_messages(
                 out, job_id, "cancel_requested",
@@ -337,24 +338,27 @@ def _confirmed_absent(engine: Engine, job: Job) -> bool:
     """Engine.collect with a short wait calls a job "running" when the server has it neither queued
     nor in its history (it needs two looks to call it lost): look twice here. A server that does
     not answer raises (the job's state is unknown; collecting again later may work)."""
+    return _state_on_server(engine, job) == "absent" == _state_on_server(engine, job, pause=0.5)
+
+
+def _state_on_server(engine: Engine, job: Job, pause: float = 0.0) -> str:
+    """finished | queued | running | absent | unknown (the server is no longer configured), from
+    one look at the job's history entry and the queue. Unlike Engine.collect it downloads nothing
+    and never deletes the history entry (a server-mode job's is deleted once collected)."""
     server = next((s for s in engine.servers if s.base_url == job.server), None)
     if server is None:
-        return False
+        return "unknown"
     client = engine.client_factory(server)
-    deadline = Deadline.after(8.0)
+    deadline = Deadline.after(6.0 + pause)
     try:
-        for look in range(2):
-            if look:
-                deadline.sleep(0.5)
-            if client.history(job.prompt_id, deadline=deadline.within(3.0)) is not None:
-                return False
-            state, _ = client.queue_state(job.prompt_id, deadline=deadline.within(3.0))
-            if state != "absent":
-                return False
-        return True
+        deadline.sleep(pause)
+        if client.history(job.prompt_id, deadline=deadline.within(3.0)) is not None:
+            return "finished"
+        state, _ = client.queue_state(job.prompt_id, deadline=deadline.within(3.0))
+        return {"pending": "queued", "running": "running"}.get(state, "absent")
     except BridgeError as exc:
-        raise BridgeError(exc.message + " The job is still recorded: collect it again once ComfyUI answers.",
-                          message_zh=exc.message_zh + " 任务记录仍在，ComfyUI 恢复后可再次收取。",
+        raise BridgeError(exc.message + " The job is still recorded: try again once ComfyUI answers.",
+                          message_zh=exc.message_zh + " 任务记录仍在，ComfyUI 恢复后可再试。",
                           detail=exc.detail, code=exc.code) from None
     finally:
         client.close()
@@ -388,8 +392,8 @@ def deliver_first(out: Any, store: JobStore, storage: Storage | None, record: Jo
     if error is not None and record.cancelled_at is not None and nothing:
         raise _lost_or_cancelled(record)
     if error is not None and error.code == "server_gone":
-        raise BridgeError(error.message + " The job is still recorded: collect it again once ComfyUI is back "
-                          "(if ComfyUI restarted, the job is lost).", message_zh=error.message_zh,
+        raise BridgeError(error.message + " The job is still recorded: try again once ComfyUI answers (if "
+                          "ComfyUI restarted, the job is lost).", message_zh=error.message_zh + " 任务记录仍在。",
                           detail=error.detail, code=error.code)
     if error is not None and nothing:
         _remember(store, record, Delivery.of(result, []))
