@@ -374,9 +374,11 @@ def test_a_server_mode_job_stays_collectable_after_a_cancel_of_the_finished_run(
     comfy_server.wait_idle()
     assert cancel_status(tool, job["job_id"]) == "finished"
     first, _ = collect_until_done(tool, job["job_id"])
-    # Delivered, not lost. (Until a metadata cleaner lands, comfyui_bridge/metadata.py withholds a
-    # file that carries the key: the image is then named in a note instead of returned.)
+    # Delivered, not lost: the SaveImage output of node 9, with the key removed from its metadata.
     assert variables(first)["status"] == "success" and variables(first)["job_id"] == job["job_id"]
+    (blob, meta), = blobs(first)
+    assert blob[:8] == PNG and meta["filename"] == f"{job['prompt_id']}_9_1.png"
+    assert SERVER_MODE_KEY.encode() not in blob
     assert requests.get(f"{comfy_server.url}/history/{job['prompt_id']}", timeout=5).json() == {}
     again = call(collect, tool, {"job_id": job["job_id"], "wait": 0})
     assert again == first
