@@ -12,6 +12,7 @@ each, so a collect during it sees node 2 and a step out of 100.
 from __future__ import annotations
 
 import json
+import struct
 import threading
 import time
 from pathlib import Path
@@ -24,8 +25,9 @@ from job_fixture import DaemonStorage, JobTool, SdkStorage, object_versions, ver
 
 from comfyui_bridge.bizyair.server_mode import forget_server_modes
 from comfyui_bridge.jobstore import TTL_SECONDS, record_key
+from tools.catalogue_requests import text_to_video_request
 from tools.delivery import ToolRunError
-from tools.jobs import MAX_WAIT, cancel, collect, submit, wait_param
+from tools.jobs import MAX_WAIT, cancel, collect, invoke_in_mode, submit, wait_param
 from tools.params import text_to_image_request, workflow_request
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -396,3 +398,28 @@ def test_a_collect_while_comfyui_does_not_answer_keeps_the_job(comfy_server_fact
         call(collect, tool, {"job_id": job["job_id"], "wait": 0})
     assert "refused" in str(down.value) and "The job is still recorded" in str(down.value)
     assert record_key(job["job_id"]) in daemon.values
+
+
+def mp4_facts(data: bytes) -> tuple[int, int, float]:
+    mvhd = data.index(b"mvhd")
+    timescale, duration = struct.unpack(">II", data[mvhd + 16:mvhd + 24])
+    tkhd = data.index(b"tkhd")
+    width, height = struct.unpack(">II", data[tkhd + 80:tkhd + 88])
+    return width >> 16, height >> 16, duration / timescale
+
+
+def test_text_to_video_in_submit_mode_returns_a_job_whose_collect_is_the_video(comfy_server, daemon):
+    tool = tool_for(comfy_server, daemon)
+    params = {"prompt": "waves rolling onto a beach at dawn", "model": "wan_2_7", "duration": 6,
+              "aspect_ratio": "9:16", "resolution": "1080P", "mode": "submit"}
+    sent = call(lambda t, p: invoke_in_mode(t, p, text_to_video_request, "text_to_video"), tool, params)
+    job = variables(sent)
+    assert job["status"] in ("queued", "running") and not blobs(sent)
+    assert set(job) <= set(_schema("text_to_video"))
+    final, _ = collect_until_done(tool, job["job_id"])
+    (blob, meta), = blobs(final)
+    assert meta["mime_type"] == "video/mp4" and mp4_facts(blob) == (1080, 1920, 6.0)
+    assert "a chat reply does not show video" in only(final, "text")
+    with pytest.raises(ToolRunError, match="Parameter 'mode' must be run or submit"):
+        call(lambda t, p: invoke_in_mode(t, p, text_to_video_request, "text_to_video"), tool,
+             {**params, "mode": "later"})

@@ -337,12 +337,13 @@ TOOL_PARAMS = {
         ("prompt", "string", "llm"), ("negative_prompt", "string", "llm"), ("model", "select", "form"),
         ("duration", "number", "llm"), ("aspect_ratio", "select", "llm"), ("resolution", "select", "form"),
         ("audio", "select", "form"), ("seed", "number", "form"), ("timeout", "number", "form"),
-        ("max_blob_mb", "number", "form"), ("progress", "boolean", "form")],
+        ("max_blob_mb", "number", "form"), ("progress", "boolean", "form"), ("mode", "select", "form")],
     "image_to_video": [
         ("image", "file", "llm"), ("prompt", "string", "llm"), ("negative_prompt", "string", "llm"),
         ("model", "select", "form"), ("duration", "number", "llm"), ("aspect_ratio", "select", "llm"),
         ("resolution", "select", "form"), ("audio", "select", "form"), ("seed", "number", "form"),
-        ("timeout", "number", "form"), ("max_blob_mb", "number", "form"), ("progress", "boolean", "form")],
+        ("timeout", "number", "form"), ("max_blob_mb", "number", "form"), ("progress", "boolean", "form"),
+        ("mode", "select", "form")],
     "list_capabilities": [("timeout", "number", "form")],
     # Submit now, collect later (tests/test_job_tools.py checks these in detail).
     "comfyui_submit": [
@@ -399,8 +400,9 @@ def test_text_to_image_model_choices():
 
 OUTPUT_VARIABLES = {"url": "string", "urls": "array", "markdown": "string", "prompt_id": "string",
                     "status": "string", "seeds": "object", "progress": "string"}
-# text_to_image in submit mode also sends what comfyui_submit sends (tests/test_job_tools.py).
+# The tools with a `mode` also send, in submit mode, what comfyui_submit sends (tests/test_job_tools.py).
 SUBMIT_VARIABLES = {"job_id": "string", "position": "number"}
+SUBMIT_MODE_TOOLS = ("tools/text_to_image.yaml", "tools/text_to_video.yaml", "tools/image_to_video.yaml")
 
 
 def _emitted_variables(name: str = "delivery.py") -> set[str]:
@@ -412,7 +414,7 @@ def _emitted_variables(name: str = "delivery.py") -> set[str]:
 @pytest.mark.parametrize("rel", TOOLS + RUN_TOOLS)
 def test_output_schema_declares_exactly_the_variables_the_tools_emit(rel):
     props = _yaml(rel)["output_schema"]["properties"]
-    extra = SUBMIT_VARIABLES if rel.endswith("text_to_image.yaml") else {}
+    extra = SUBMIT_VARIABLES if rel in SUBMIT_MODE_TOOLS else {}
     assert {k: v["type"] for k, v in props.items()} == {**OUTPUT_VARIABLES, **extra}
     assert set(props) == _emitted_variables() | set(extra)
     assert props["urls"]["items"] == {"type": "string"}
