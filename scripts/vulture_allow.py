@@ -16,6 +16,9 @@ ImageToVideoTool
 TextToVideoTool
 ListCapabilitiesTool
 forget_server_modes             # server_mode.py: tests reset the process-wide memory of server modes
+ComfyuiSubmitTool
+ComfyuiCollectTool
+ComfyuiCancelTool
 ConnectionCls                   # urllib3 pools read it (guarded_http.py)
 pool_classes_by_scheme          # urllib3 PoolManager reads it
 trust_env                       # requests.Session settings (client.py)

@@ -258,9 +258,10 @@ def test_manifest_pins_the_choices_dify_depends_on():
     # Dify 1.3.0 is the first whose API merges our blob chunks up to 30 MiB (up to 1.2 the daemon
     # merged them and failed the call above 15 MiB); see CHANGELOG.md.
     assert m["meta"]["minimum_dify_version"] == "1.3.0"
-    # No backwards invocation (tool, model, storage…) is ever made: no permission is requested.
+    # The only backwards invocation is plugin storage (records of submitted jobs, jobstore.py): 64 MiB.
     # 1 GiB: a run may hold 400 MB of outputs (budget.RUN_OUTPUT_LIMIT), about twice that at its peak.
-    assert m["resource"] == {"memory": 1073741824}
+    assert m["resource"] == {"memory": 1073741824,
+                             "permission": {"storage": {"enabled": True, "size": 64 * 1024 * 1024}}}
     assert m["network"] == {"domains": ["*.myqcloud.com"]}
     # The project has no public URL yet: only a release build (scripts/release.py) writes these.
     assert "repo" not in m and "contact" not in m
@@ -298,8 +299,7 @@ def test_the_sdk_loads_every_declaration_and_class_from_the_unpacked_package(bui
     assert (got["name"], got["version"]) == ("comfyui_bizyair", "0.1.0")
     assert got["credentials"] == list(CREDENTIALS)
     assert got["tools"] == {name: [p[0] for p in params] for name, params in TOOL_PARAMS.items()}
-    assert set(got["tool_classes"]) == {"comfyui_workflow", "text_to_image", "edit_image", "text_to_video",
-                                        "image_to_video", "list_capabilities"}
+    assert set(got["tool_classes"]) == set(TOOL_PARAMS)
     assert got["assets"] == ["icon-dark.svg", "icon.svg"]
 
 
@@ -327,7 +327,7 @@ TOOL_PARAMS = {
         ("prompt", "string", "llm"), ("negative_prompt", "string", "llm"), ("model", "select", "form"),
         ("width", "number", "form"), ("height", "number", "form"), ("seed", "number", "form"),
         ("workflow", "file", "form"), ("timeout", "number", "form"), ("max_blob_mb", "number", "form"),
-        ("progress", "boolean", "form")],
+        ("progress", "boolean", "form"), ("mode", "select", "form")],
     "edit_image": [
         ("images", "files", "llm"), ("prompt", "string", "llm"), ("model", "select", "form"),
         ("aspect_ratio", "select", "llm"), ("resolution", "select", "form"), ("count", "number", "form"),
@@ -337,13 +337,22 @@ TOOL_PARAMS = {
         ("prompt", "string", "llm"), ("negative_prompt", "string", "llm"), ("model", "select", "form"),
         ("duration", "number", "llm"), ("aspect_ratio", "select", "llm"), ("resolution", "select", "form"),
         ("audio", "select", "form"), ("seed", "number", "form"), ("timeout", "number", "form"),
-        ("max_blob_mb", "number", "form"), ("progress", "boolean", "form")],
+        ("max_blob_mb", "number", "form"), ("progress", "boolean", "form"), ("mode", "select", "form")],
     "image_to_video": [
         ("image", "file", "llm"), ("prompt", "string", "llm"), ("negative_prompt", "string", "llm"),
         ("model", "select", "form"), ("duration", "number", "llm"), ("aspect_ratio", "select", "llm"),
         ("resolution", "select", "form"), ("audio", "select", "form"), ("seed", "number", "form"),
-        ("timeout", "number", "form"), ("max_blob_mb", "number", "form"), ("progress", "boolean", "form")],
+        ("timeout", "number", "form"), ("max_blob_mb", "number", "form"), ("progress", "boolean", "form"),
+        ("mode", "select", "form")],
     "list_capabilities": [("timeout", "number", "form")],
+    # Submit now, collect later (tests/test_job_tools.py checks these in detail).
+    "comfyui_submit": [
+        ("prompt", "string", "llm"), ("negative_prompt", "string", "llm"), ("workflow", "file", "form"),
+        ("workflow_json", "string", "form"), ("prompt_node", "string", "form"), ("negative_node", "string", "form"),
+        ("seed", "number", "form"), ("overrides", "string", "form"), ("images", "files", "llm"),
+        ("image_nodes", "string", "form"), ("max_blob_mb", "number", "form")],
+    "comfyui_collect": [("job_id", "string", "llm"), ("wait", "number", "form")],
+    "comfyui_cancel": [("job_id", "string", "llm")],
 }
 
 
@@ -391,23 +400,23 @@ def test_text_to_image_model_choices():
 
 OUTPUT_VARIABLES = {"url": "string", "urls": "array", "markdown": "string", "prompt_id": "string",
                     "status": "string", "seeds": "object", "progress": "string"}
+# The tools with a `mode` also send, in submit mode, what comfyui_submit sends (tests/test_job_tools.py).
+SUBMIT_VARIABLES = {"job_id": "string", "position": "number"}
+SUBMIT_MODE_TOOLS = ("tools/text_to_image.yaml", "tools/text_to_video.yaml", "tools/image_to_video.yaml")
 
 
-def _emitted_variables() -> set[str]:
+def _emitted_variables(name: str = "delivery.py") -> set[str]:
     """Variable names the tool code actually sends (create_[stream_]variable_message("name", …))."""
-    names = set()
-    for path in (ROOT / "tools").glob("*.py"):
-        if path.name == "list_capabilities.py":     # its own variables, checked in test_catalogue_tools.py
-            continue
-        names |= set(re.findall(r'create_(?:stream_)?variable_message\(\s*"([a-z_]+)"', path.read_text()))
-    return names
+    text = (ROOT / "tools" / name).read_text()
+    return set(re.findall(r'create_(?:stream_)?variable_message\(\s*"([a-z_]+)"', text))
 
 
 @pytest.mark.parametrize("rel", TOOLS + RUN_TOOLS)
 def test_output_schema_declares_exactly_the_variables_the_tools_emit(rel):
     props = _yaml(rel)["output_schema"]["properties"]
-    assert {k: v["type"] for k, v in props.items()} == OUTPUT_VARIABLES
-    assert set(props) == _emitted_variables()
+    extra = SUBMIT_VARIABLES if rel in SUBMIT_MODE_TOOLS else {}
+    assert {k: v["type"] for k, v in props.items()} == {**OUTPUT_VARIABLES, **extra}
+    assert set(props) == _emitted_variables() | set(extra)
     assert props["urls"]["items"] == {"type": "string"}
 
 

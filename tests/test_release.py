@@ -136,11 +136,12 @@ def test_the_sdk_accepts_the_stamped_manifest(unpacked):
               "from dify_plugin.core.entities.plugin.setup import PluginConfiguration\n"
               "m = PluginConfiguration(**yaml.safe_load(open('manifest.yaml', encoding='utf-8')))\n"
               "print(json.dumps({'repo': m.repo, 'min': m.meta.minimum_dify_version,\n"
-              "                  'permission': m.resource.permission}))\n")
+              "                  'storage': m.resource.permission.storage.model_dump()}))\n")
     proc = subprocess.run([sys.executable, "-c", script], cwd=unpacked,  # noqa: S603 - our own interpreter
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"repo": REPO, "min": "1.3.0", "permission": None}
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {
+        "repo": REPO, "min": "1.3.0", "storage": {"enabled": True, "size": 64 * 1024 * 1024}}
 
 
 def test_release_signs_with_the_given_key(tmp_path):

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -25,7 +26,7 @@ from comfyui_bridge.errors import BridgeError
 from comfyui_bridge.jsonsafe import shown
 from comfyui_bridge.media import id_part, is_raster_image, plain, plain_parts, safe_type
 from comfyui_bridge.models import OutputFile, RunRequest, RunResult
-from comfyui_bridge.publish import publish, publish_deadline
+from comfyui_bridge.publish import PublishResult, publish, publish_deadline
 from comfyui_bridge.scrub import scrub
 from comfyui_bridge.storage import Storage
 from tools.guard import MAX_MESSAGE_BYTES, encoded_size, error_text, guarded
@@ -160,21 +161,28 @@ def progress_line(kind: str, data: Any) -> str:
 
 # ---- from a result to a report ------------------------------------------------------------------
 
-def deliver(result: RunResult, storage: Storage | None, max_blob_bytes: int, secrets: list[str]) -> Report:
+def deliver(result: RunResult, storage: Storage | None, max_blob_bytes: int, secrets: list[str], *,
+            published: list[PublishResult] | None = None, when: datetime | None = None) -> Report:
     """Upload to storage (if any), decide which files travel as blobs, turn long text outputs into
-    files, and bound every note."""
+    files, and bound every note. Submitted jobs (tools/jobs.py) pass `when` (the submission time:
+    every collect of a job plans the same COS keys) and, when they deliver a job again,
+    `published` (what the first delivery uploaded, one per output, in order: nothing is uploaded)."""
     report = Report(result=result, secrets=list(secrets))
     items = [Delivered(file=f) for f in result.outputs]
     notes: list[str] = []
-    if storage is not None and items:
+    results: list[PublishResult] = []
+    if published is not None:
+        results = published
+    elif storage is not None and items:
         results = publish(storage, [i.file for i in items], prompt_id=result.prompt_id, secrets=secrets,
-                          deadline=publish_deadline(result.deadline))
-        for item, published in zip(items, results, strict=True):
-            item.key = published.key
-            if published.ok:
-                item.url, item.etag = published.url, published.etag
+                          deadline=publish_deadline(result.deadline), when=when)
+    if results:
+        for item, published_file in zip(items, results, strict=True):
+            item.key = published_file.key
+            if published_file.ok:
+                item.url, item.etag = published_file.url, published_file.etag
             else:
-                item.upload_error = server_text(published.error, 300, report)
+                item.upload_error = server_text(published_file.error, 300, report)
         failed = [i for i in items if i.upload_error]
         if failed:
             notes.append(f"Upload to COS failed for {len(failed)} of {len(items)} file(s): "
@@ -450,9 +458,10 @@ def _video_audio_note(report: Report) -> str:
     return where + f"; a chat reply does not show {kinds} (configure COS to get a URL to share)."
 
 
-def messages(tool: Any, report: Report) -> Messages:
-    """Blobs first (Dify stores them as files), then the sentence, the variables and the JSON.
-    Every message goes through the guard (tools/guard.py)."""
+def messages(tool: Any, report: Report, extra: dict[str, Any] | None = None) -> Messages:
+    """Blobs first (Dify stores them as files), then the sentence, the variables and the JSON
+    (`extra` goes first in the JSON: a collected job's id). Every message goes through the guard
+    (tools/guard.py)."""
     tool = guarded(tool)
     for item in report.items:
         if item.blob:
@@ -474,7 +483,7 @@ def messages(tool: Any, report: Report) -> Messages:
     yield tool.create_variable_message("prompt_id", result.prompt_id)
     yield tool.create_variable_message("status", status(report))
     yield tool.create_variable_message("seeds", dict(list(seeds.items())[:MAX_LISTED]))
-    yield tool.create_json_message(summary(report))
+    yield tool.create_json_message({**(extra or {}), **summary(report)})
 
 
 # ---- the tools' body ---------------------------------------------------------------------------

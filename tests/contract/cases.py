@@ -1,5 +1,11 @@
 """The example apps, the chat turn each is run with, and what the user must see.
 
+The submit-and-collect app (examples/comfyui_bizyair_jobs_chatflow.yml, JOBS_EXAMPLE) submits the
+same workflow with comfyui_submit and collects it with comfyui_collect in a Loop, each collect
+waiting the seconds its node sets: the live test slows the sampler (node 3) down to a few seconds
+more than one such wait (`slow_down`), so the reply must show the submission, at least one
+"running" line, then the image, in that order (check_jobs_turn).
+
 Every app in examples/ is run three times: without COS (only the ComfyUI address is configured),
 with COS (the local COS test server), and with nothing listening at the ComfyUI address. The
 inputs are what a user gives the app: the Start form (a prompt, the BizyAir SDXL workflow exported
@@ -36,6 +42,8 @@ QUERY = "Draw it, please."
 PROVIDER = "comfyui_bizyair"
 DOWN_URL = "http://127.0.0.1:9"   # nothing listens on the discard port
 KINDS = ("no_cos", "cos", "comfyui_down")
+JOBS_EXAMPLE = "comfyui_bizyair_jobs_chatflow.yml"
+SAMPLER_CLASS = "BizyAir_KSampler"     # node 3 of WORKFLOW
 
 # Read from WORKFLOW (see the module docstring).
 IMAGE_COUNT = 1
@@ -129,7 +137,7 @@ class Seen:
 def check_failed_turn(case: Case, turn: ChatTurn) -> Seen:
     """ComfyUI unreachable: the tool node fails with the plugin's message, the run fails with it
     (Dify shows it in the chat), and no file is attached."""
-    (tool_id,) = tool_node_ids(case.dsl())
+    tool_id = tool_node_ids(case.dsl())[0]     # the first tool call is the one that reaches ComfyUI
     assert not turn.succeeded and turn.error, "the run should fail when nothing listens at the ComfyUI address"
     node_error = turn.node_errors.get(tool_id, "")
     assert "refused" in node_error and DOWN_URL.removeprefix("http://") in node_error, node_error
@@ -141,7 +149,76 @@ def check_failed_turn(case: Case, turn: ChatTurn) -> Seen:
 def check(case: Case, turn: ChatTurn, host: DifyHost, **live: Any) -> Seen:
     if case.kind == "comfyui_down":
         return check_failed_turn(case, turn)
+    if case.example == JOBS_EXAMPLE:
+        return check_jobs_turn(case, turn, host, **live)
     return check_turn(case, turn, host, **live)
+
+
+def collect_wait(dsl: str) -> float:
+    """The seconds each collect of the jobs example waits (its tool node's `wait` setting)."""
+    (node,) = [n for n in _nodes(dsl, "tool") if n["data"]["tool_name"] == "comfyui_collect"]
+    return float(node["data"]["tool_configurations"]["wait"]["value"])
+
+
+def slow_down(case: Case) -> dict[str, float]:
+    """Test-server node delays that make the case's run longer than one collect (jobs example)."""
+    if case.example != JOBS_EXAMPLE or case.kind == "comfyui_down":
+        return {}
+    return {SAMPLER_CLASS: collect_wait(case.dsl()) + 5}
+
+
+def _tool_outputs(turn: ChatTurn, dsl: str, tool_name: str) -> dict[str, Any]:
+    (node,) = [n for n in _nodes(dsl, "tool") if n["data"]["tool_name"] == tool_name]
+    return {name: turn.output(node["id"], name) for name in turn.outputs[node["id"]]}
+
+
+def check_jobs_turn(case: Case, turn: ChatTurn, host: DifyHost, *,
+                    image_bytes: Callable[[str], bytes] | None = None,
+                    cos_bytes: Callable[[str], bytes] | None = None) -> Seen:
+    """The submit-and-collect chatflow: the reply shows that the job was submitted, that it was
+    still running at least once, then the image (attached, shown once); the Loop ends on success."""
+    dsl = case.dsl()
+    assert turn.error is None and turn.succeeded, f"the run failed: {turn.error}; node errors: {turn.node_errors}"
+    answer = turn.answer
+    assert not UNRESOLVED.search(answer), f"the reply shows a raw variable reference: {answer!r}"
+    submitted = _tool_outputs(turn, dsl, "comfyui_submit")
+    job_id = submitted["job_id"]
+    assert re.fullmatch(r"cj_[0-9a-f]{24}", job_id) and submitted["status"] in ("queued", "running")
+    at_submit = answer.find(f"Submitted the ComfyUI job {job_id}")
+    at_running = answer.find(f"The ComfyUI job {job_id} is running")
+    at_result = answer.find("Generated 1 image file.")
+    assert 0 <= at_submit < at_running < at_result, f"submitted → running → result, in order: {answer!r}"
+
+    (image,) = turn.files
+    assert isinstance(image, File) and image.type == FileType.IMAGE and image.mime_type == "image/png"
+    assert image.transfer_method == FileTransferMethod.TOOL_FILE and image.filename.endswith(".png")
+    data = host.files.stored(image).data
+    assert png_size(data) == IMAGE_SIZE
+    shown = MARKDOWN_IMAGE.findall(answer)
+    assert len(shown) == 1, f"the reply should show the image once, it shows {len(shown)}: {answer!r}"
+    name, url = shown[0]
+    assert name == image.filename and host.files.lookup(url) is host.files.stored(image)
+    assert http_get(url) == data
+
+    out = _tool_outputs(turn, dsl, "comfyui_collect")          # the last collect's outputs
+    assert out["status"] == "success" and out["job_id"] == job_id and out["prompt_id"] == submitted["prompt_id"]
+    assert [f.related_id for f in out["files"]] == [image.related_id]
+    assert set(out["seeds"]) == SEED_INPUTS == set(submitted["seeds"])
+    (summary,) = out["json"]
+    assert summary["job_id"] == job_id
+    assert [(o["node_id"], o["filename"]) for o in summary["outputs"]] == [(IMAGE_NODE, image.filename)]
+    (loop,) = _nodes(dsl, "loop")
+    assert turn.output(loop["id"], "status") == "success", "the Loop ends with the job's final status"
+    if image_bytes is not None:
+        assert data == image_bytes(out["prompt_id"]), "the file in the reply is not the one ComfyUI made"
+    if case.cos:
+        assert out["url"].startswith("https://") and out["url"] in answer and out["urls"] == [out["url"]]
+        assert summary["outputs"][0]["uploaded"] is True
+        if cos_bytes is not None:
+            assert cos_bytes(out["url"]) == data, "the COS object is not the image"
+    else:
+        assert out["url"] == "" and out["urls"] == [] and "myqcloud.com" not in answer
+    return Seen(answer=answer, files=[f"{image.filename} ({image.mime_type}, {len(data)} bytes)"])
 
 
 def check_turn(case: Case, turn: ChatTurn, host: DifyHost, *,

@@ -23,7 +23,12 @@ Traps of graphon 0.8.0 handled here (see issue 16):
   reading the manifest: `tool_parameters_from_yaml` gives the declared parameters (what Dify
   reads from the plugin's declaration); without them every form setting is silently dropped;
 * streamed chunks are ordered and filtered only through `ResponseStreamFilter` (Dify does it);
-* a failed run yields `GraphRunFailedEvent` and then re-raises: events are collected first.
+* a failed run yields `GraphRunFailedEvent` and then re-raises: events are collected first;
+* an Answer node inside a Loop or Iteration streams nothing through `ResponseStreamFilter` (it
+  follows the root frame only), while Dify streams each round's answer into the reply
+  (langgenius/dify api/tests/unit_tests/core/workflow/graph_engine/test_loop_contains_answer.py:
+  "1\n2\nhi + 2", issue #42547): each round's rendered answer is added to the reply when that
+  node succeeds.
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ from graphon.dsl.tool_runtime import SlimToolAction, SlimToolNodeRuntime
 from graphon.engine.filter import EngineEventFilterContext, ResponseStreamFilter, filter_engine_events
 from graphon.engine_events.graph import GraphRunFailedEvent, GraphRunSucceededEvent
 from graphon.engine_events.node import NodeRunFailedEvent, NodeRunStreamChunkEvent, NodeRunSucceededEvent
-from graphon.enums import BuiltinNodeTypes
+from graphon.enums import BuiltinNodeTypes, WorkflowNodeExecutionMetadataKey
 from graphon.file.enums import FileTransferMethod, FileType
 from graphon.file.file_factory import get_file_type_by_mime_type
 from graphon.file.models import File
@@ -388,6 +393,12 @@ class DifyHost:
         elif isinstance(event, NodeRunSucceededEvent):
             outputs = dict(event.node_run_result.outputs or {})
             turn.outputs[event.node_id] = outputs
+            metadata = event.node_run_result.metadata or {}
+            in_container = any(metadata.get(k) for k in (WorkflowNodeExecutionMetadataKey.LOOP_ID,
+                                                         WorkflowNodeExecutionMetadataKey.ITERATION_ID))
+            if event.node_type == BuiltinNodeTypes.ANSWER and in_container:
+                answer = outputs.get("answer")
+                turn.answer += str(answer.value if isinstance(answer, Segment) else answer or "")
             if event.node_type in (BuiltinNodeTypes.ANSWER, BuiltinNodeTypes.END):
                 # Dify records these as the message's files (generate_task_pipeline).
                 files = outputs.get("files")

@@ -157,10 +157,11 @@ class LiveInvoker:
     """Answers invoke_tool with the running plugin (tests/e2e/stdio_harness.PluginProcess);
     keeps what it said so the live run can be saved as a recording."""
 
-    def __init__(self, plugin: Any, identifier: str, timeout: float = 120) -> None:
+    def __init__(self, plugin: Any, identifier: str, timeout: float = 120, storage: Any = None) -> None:
         self.plugin = plugin
         self.identifier = identifier
         self.timeout = timeout
+        self.storage = storage          # stdio_harness.DaemonStorage: Dify's plugin storage for the calls
         self.exchanges: list[Exchange] = []
 
     def __call__(self, plugin_id: str, action: str, data: Mapping[str, Any]) -> Iterator[Any]:
@@ -170,6 +171,7 @@ class LiveInvoker:
             # Dify would refuse the import ("dependency mismatch") before any run.
             raise ToolNodeError(f"the app depends on {plugin_id}, the installed plugin is {self.identifier}")
         run = self.plugin.invoke(data["provider"], data["tool"], dict(data.get("credentials") or {}),
-                                 plugin_parameters(data.get("tool_parameters") or {}), timeout=self.timeout)
+                                 plugin_parameters(data.get("tool_parameters") or {}), timeout=self.timeout,
+                                 storage=self.storage)
         self.exchanges.append(Exchange(normalized_request(data), list(run.messages)))
         yield from tool_messages(run.messages)

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 import requests
-from cases import DOWN_URL, QUERY, Case, all_cases, check, credentials, start_inputs
+from cases import DOWN_URL, QUERY, Case, all_cases, check, credentials, slow_down, start_inputs
 from cos_fixture import fetch
 from dify_host import DifyHost
 from plugin_route import LiveInvoker, Recording, _packer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-from stdio_harness import PluginProcess  # noqa: E402
+from stdio_harness import DaemonStorage, PluginProcess  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORD = os.environ.get("CONTRACT_RECORD") == "1"
@@ -51,7 +51,10 @@ def test_example_app_live(case: Case, plugin, built, comfy_server, request):
         cos_server = request.getfixturevalue("cos_server")
         cos_server.make_public(cos["cos_bucket"])
     comfyui_url = DOWN_URL if case.kind == "comfyui_down" else comfy_server.url
-    invoker = LiveInvoker(plugin, built.identifier)
+    slow = slow_down(case)
+    if slow:
+        comfy_server.config(node_delay=slow)
+    invoker = LiveInvoker(plugin, built.identifier, storage=DaemonStorage())
     with DifyHost() as host:
         turn = host.run_chat(case.dsl(), invoker=invoker, credentials=credentials(comfyui_url, cos),
                              start_inputs=start_inputs(case.dsl(), host), query=QUERY)

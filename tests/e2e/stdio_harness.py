@@ -46,23 +46,28 @@ API
         on_invoke(payload) is called for backwards invocations ({"type", "backwards_request_id",
         "request"}); return a dict to answer with it, or raise to answer with an error. Without a
         handler the invocation is answered with an error so the plugin does not wait 250 s.
+    plugin.invoke(..., storage=DaemonStorage())   answers `storage` backwards invocations as the
+        daemon does (see DaemonStorage); other kinds are refused like without a handler.
     plugin.validate(provider, credentials, *, timeout=120)
     plugin.send(data, session_id=None) -> session_id; plugin.collect(session_id, timeout, on_invoke)
     plugin.close()   (also on leaving the with-block): terminate, then kill after 5 s.
 
 Helpers: find_python312(), build_package(out_dir), cached_venv(requirements_path, python),
-prepare_workdir(pkg, workdir, ...).
+prepare_workdir(pkg, workdir, ...), DaemonStorage (Dify's plugin storage, shared by every plugin
+process given the same instance).
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import fcntl
 import hashlib
 import importlib.util
 import json
 import os
+import posixpath
 import queue
 import shutil
 import subprocess
@@ -276,6 +281,102 @@ class _BlobAssembler:
         self.parts[blob_id].append(base64.b64decode(msg["blob"]))
 
 
+# ---- Dify's plugin storage ------------------------------------------------------------------------
+
+class DaemonStorage:
+    """`self.session.storage` as the plugin daemon serves it (internal/core/io_tunnel/
+    backwards_invocation/task.go and internal/core/persistence/persistence.go, langgenius/
+    dify-plugin-daemon), backed by a dict. Give the same instance to several plugin processes (or
+    several calls) and they share it, like the daemon's database does for one tenant.
+
+    * Refused unless the plugin's declaration (the manifest line it prints first) enables
+      `resource.permission.storage`: "permission denied, you need to enable storage access in
+      plugin manifest".
+    * Requests `{"opt": "set"|"get"|"del"|"exist", "key", "value" (hex)}`; answers `{"data": "ok"}`,
+      `{"data": <hex>}`, `{"data": "ok", "deleted_num": n}`, `{"data": bool, "exist_num": n}`.
+    * Keys: path.Clean(key) may not contain "..", "//" or "\\"; a key to set is at most 256
+      characters.
+    * Quota: the manifest's `storage.size`, capped by PERSISTENCE_STORAGE_MAX_SIZE (100 MiB by
+      default). As in the daemon, the value is written before the quota is checked: a set over the
+      quota answers an error but the value stays (and is not counted).
+    * Errors carry the daemon's texts: "load data failed, please check if the key is correct or you
+      have not set it" (every failed get), "save data failed: …", "delete data failed: …" (also for
+      a key that does not exist), "decode data failed: …"."""
+
+    MAX_SIZE = 100 * 1024 * 1024      # PERSISTENCE_STORAGE_MAX_SIZE default
+
+    def __init__(self, max_size: int = MAX_SIZE) -> None:
+        self.values: dict[str, bytes] = {}
+        self.used = 0                  # the daemon's tenant_storage.size
+        self.max_size = max_size
+        self.requests: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def handler(self, declaration: dict[str, Any] | None) -> Callable[[dict[str, Any]], Any]:
+        """on_invoke for PluginProcess.collect, with the permission and quota of `declaration`."""
+        permission = ((declaration or {}).get("resource") or {}).get("permission") or {}
+        storage = permission.get("storage") or {}
+        enabled = storage.get("enabled") is True
+        size = storage.get("size") if isinstance(storage.get("size"), int) else -1
+
+        def on_invoke(payload: dict[str, Any]) -> Any:
+            kind = payload.get("type")
+            if kind != "storage":
+                raise RuntimeError(f"backwards invocation '{kind}' is not available in the stdio harness")
+            if not enabled:
+                raise RuntimeError("permission denied, you need to enable storage access in plugin manifest")
+            return self.serve(payload.get("request") or {}, size)
+        return on_invoke
+
+    def serve(self, request: dict[str, Any], max_size: int = -1) -> dict[str, Any]:
+        opt, key = request.get("opt"), request.get("key")
+        with self._lock:
+            self.requests.append({"opt": opt, "key": key})
+            if opt not in ("get", "set", "del", "exist") or not isinstance(key, str) or not key:
+                raise RuntimeError("invalid request")     # the daemon's request validation
+            bad_key = self._check_key(key)
+            if opt == "get":
+                if bad_key or key not in self.values:
+                    raise RuntimeError("load data failed, please check if the key is correct or you have not set it")
+                return {"data": self.values[key].hex()}
+            if opt == "set":
+                try:
+                    data = binascii.unhexlify(request.get("value") or "")
+                except (binascii.Error, ValueError) as exc:
+                    raise RuntimeError(f"decode data failed: {exc}") from None
+                if bad_key:
+                    raise RuntimeError(f"save data failed: {bad_key}")
+                if len(key) > 256:
+                    raise RuntimeError("save data failed: key length must be less than 256 characters")
+                limit = self.max_size if max_size == -1 else max_size
+                old = len(self.values.get(key, b""))
+                self.values[key] = data
+                grown = len(data) - old
+                if grown + self.used > limit or grown + self.used > self.max_size:
+                    raise RuntimeError("save data failed: allocated size is greater than max storage size")
+                self.used += grown
+                return {"data": "ok"}
+            if opt == "del":
+                if bad_key:
+                    raise RuntimeError(f"delete data failed: {bad_key}")
+                if key not in self.values:
+                    raise RuntimeError(f"delete data failed: stat {key}: no such file or directory")
+                self.used -= len(self.values.pop(key))
+                return {"data": "ok", "deleted_num": 1}
+            if bad_key:
+                raise RuntimeError(f"exist data failed: {bad_key}")
+            return {"data": key in self.values, "exist_num": int(key in self.values)}
+
+    @staticmethod
+    def _check_key(key: str) -> str:
+        clean = posixpath.normpath(key) if key else "."   # Go's path.Clean
+        if clean.startswith("//"):
+            clean = "/" + clean.lstrip("/")
+        if ".." in clean or "//" in clean or "\\" in clean:
+            return "invalid key: path traversal attempt detected"
+        return ""
+
+
 # ---- the process --------------------------------------------------------------------------------
 
 class PluginProcess:
@@ -486,7 +587,10 @@ class PluginProcess:
     def invoke(self, provider: str, tool: str, credentials: dict[str, Any], parameters: dict[str, Any], *,
                timeout: float = 600, user_id: str = "e2e-user", conversation_id: str | None = None,
                message_id: str | None = None, app_id: str | None = None,
-               on_invoke: Callable[[dict[str, Any]], Any] | None = None) -> SessionResult:
+               on_invoke: Callable[[dict[str, Any]], Any] | None = None,
+               storage: DaemonStorage | None = None) -> SessionResult:
+        if storage is not None and on_invoke is None:
+            on_invoke = storage.handler(self.declaration)
         sid = self.send({"user_id": user_id, "type": "tool", "action": "invoke_tool", "provider": provider,
                          "tool": tool, "credentials": credentials, "credential_type": "api-key",
                          "tool_parameters": parameters},
