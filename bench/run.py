@@ -160,7 +160,7 @@ class Bench:
         result = Engine(parse_servers(self.comfy.url)).run(RunRequest(workflow=graph, timeout=60))
         ended = time.perf_counter()
         if not result.ok:
-            raise RuntimeError(f"engine run {result.status}: {result.error}")
+            raise RuntimeError(f"engine run {result.ending}: {result.error}")
         size = sum(f.size for f in result.outputs)
         _check("engine", len(result.outputs), size, expect)
         return Sample(ended - started, ended, size, info={"timings": result.timings})

@@ -97,6 +97,8 @@ class _Watch:
         if kind == "node":
             self.node, self.step = str(data.get("node") or ""), None
         elif kind == "progress" and isinstance(data.get("value"), (int, float)):
+            # A collect that joins a node already running learns the node from its progress events.
+            self.node = str(data.get("node") or self.node)
             self.step = (int(data["value"]), int(data.get("max") or 0))
         self.forward(kind, data)
 
@@ -252,7 +254,8 @@ class Engine:
     def collect(self, job: Job, wait: float = 0.0, on_progress: Progress | None = None) -> Collected:
         """Follow a submitted job for up to `wait` seconds. Returns its state ("queued"/"running",
         with the queue position or the node running) or, once it ended, the RunResult with every
-        output that finished (downloaded within COLLECT_MARGIN seconds after the wait)."""
+        output that finished (downloaded within COLLECT_MARGIN seconds after the wait); a job the
+        server has forgotten ends as lost. Raises BridgeError when the server does not answer."""
         client = self.client_factory(self._server_of(job))
         plan = job.plan()
         notify = on_progress or (lambda kind, data: None)
@@ -266,7 +269,7 @@ class Engine:
             except BridgeError:
                 entry = None    # a flaky history: the follower below tries again
             if entry is not None:
-                outcome = settle(Outcome(status="success"), entry)
+                outcome = settle(Outcome(ending="success"), entry)
             else:
                 ws = None
                 if wait > 0:
@@ -277,7 +280,7 @@ class Engine:
                 follower = RunFollower(client, job.prompt_id, job.client_id, follow_until, ws, watch,
                                        websocket_nodes=set(), budget=budget)
                 outcome = follower.follow() if wait > 0 else follower.peek()
-                if outcome.status == "timeout":
+                if outcome.ending == "timeout":
                     return self._still_going(client, job, deadline, watch, outcome)
             key = self.bizyair_key if job.key_injected else ""
             result = self._result(client, plan, job.prompt_id, outcome, deadline, budget, key)
@@ -296,15 +299,37 @@ class Engine:
             files, failed = download(client, list(job.outputs), job.prompt_id, deadline,
                                      OutputBudget(self.output_limit))
             plan = job.plan()
+            plan.warnings = []   # the plan's notes went out with the first delivery; only new ones here
             if job.key_injected:
                 files, withheld = _without_key(files, self.bizyair_key)
                 plan.warnings.extend(withheld)
             plan.warnings.extend(f"output {shown(ref.filename, 80)} of node {shown(ref.node_id, 40)} could not be "
                                  f"fetched again: {why}" for ref, why in failed[:20])
-            result = RunResult(prompt_id=job.prompt_id, server=client.server.label, status="success",
+            result = RunResult(prompt_id=job.prompt_id, server=client.server.label, ending="success",
                                outputs=files, missing=[r for r, _ in failed], warnings=plan.warnings, plan=plan)
             result.deadline = deadline
             return result
+        finally:
+            client.close()
+
+    def state(self, job: Job, deadline: Deadline | None = None) -> str:
+        """Where a submitted job is, by looking only: "finished" (its history entry exists),
+        "queued", "running", or "lost" (neither in the history nor in the queue, twice, half a
+        second apart: history is written just before the queue entry is released). Downloads
+        nothing and deletes nothing, unlike `collect`. Raises BridgeError when the server does not
+        answer."""
+        client = self.client_factory(self._server_of(job))
+        deadline = deadline or Deadline.after(8.0)
+        try:
+            for attempt in range(2):
+                if attempt:
+                    deadline.sleep(0.5)
+                if client.history(job.prompt_id, deadline=deadline.within(3.0)) is not None:
+                    return "finished"
+                state, _ = client.queue_state(job.prompt_id, deadline=deadline.within(3.0))
+                if state != "absent":
+                    return "queued" if state == "pending" else "running"
+            return "lost"
         finally:
             client.close()
 
@@ -330,10 +355,12 @@ class Engine:
 
     def _still_going(self, client: ComfyClient, job: Job, deadline: Deadline, watch: _Watch,
                      outcome: Outcome) -> Collected:
-        try:
-            state, position = client.queue_state(job.prompt_id, deadline=deadline.within(3.0))
-        except BridgeError:
-            state, position = "unknown", 0
+        # A server that does not answer now: say so (the caller keeps the job and may try again).
+        state, position = client.queue_state(job.prompt_id, deadline=deadline.within(3.0))
+        if state == "absent" and self.state(job, deadline.within(4.0)) == "lost":
+            result = self._result(client, job.plan(), job.prompt_id, Outcome(ending="lost"), deadline,
+                                  OutputBudget(self.output_limit), "")
+            return Collected(job, "finished", result=result)
         status = "queued" if state == "pending" else "running"
         node = outcome.current_node or watch.node
         return Collected(job, status, position=position, node=_label(job.graph, node) if node else "",
@@ -385,13 +412,13 @@ class Engine:
 
     def _result(self, client: ComfyClient, plan: Plan, prompt_id: str, outcome: Outcome,
                 deadline: Deadline, budget: OutputBudget, key: str) -> RunResult:
-        result = RunResult(prompt_id=prompt_id, server=client.server.label, status=outcome.status,
+        result = RunResult(prompt_id=prompt_id, server=client.server.label, ending=outcome.ending,
                            cached_nodes=outcome.cached_nodes)
-        if outcome.status in ("timeout", "gone"):
-            stopped = outcome.status == "gone" or stop(client, prompt_id, deadline, forget_history=bool(key))
+        if outcome.ending in ("timeout", "gone"):
+            stopped = outcome.ending == "gone" or stop(client, prompt_id, deadline, forget_history=bool(key))
             if not stopped:
                 cleanup_later(self.client_factory(client.server), prompt_id, forget_history=bool(key))
-            if outcome.status == "timeout":
+            if outcome.ending == "timeout":
                 # Whatever finished before the deadline is still worth returning.
                 try:
                     outcome.history = client.history(prompt_id, deadline=deadline.within(2.0))
@@ -400,7 +427,7 @@ class Engine:
                 result.error = _timeout_error(plan, stopped, outcome)
             else:
                 result.error = _gone_error(client.server.label)
-        elif outcome.status == "lost":
+        elif outcome.ending == "lost":
             result.error = RunLost(
                 f"ComfyUI at {client.server.label} lost the run: it is neither queued nor in the history "
                 "(the server probably restarted). Run it again.",
@@ -410,8 +437,8 @@ class Engine:
         history = outcome.history
         if history is not None and history.problems:
             plan.warnings.append(f"ComfyUI's history entry was partly unreadable ({'; '.join(history.problems[:3])}).")
-        if outcome.status == "unreadable":
-            result.status = "error"
+        if outcome.ending == "unreadable":
+            result.ending = "error"
             result.error = BadResponse(
                 f"ComfyUI at {client.server.label} answered /history in an unexpected form: the run is over but "
                 "its status cannot be read.",
@@ -441,12 +468,12 @@ class Engine:
         if outcome.ws_dropped:
             plan.warnings.append(f"{outcome.ws_dropped} SaveImageWebsocket image(s) were not kept: the run's outputs "
                                  f"exceed the {budget.limit // (1024 * 1024)} MB limit.")
-        if outcome.status in ("error", "interrupted"):
+        if outcome.ending in ("error", "interrupted"):
             result.failure, result.error = self._failure(outcome, plan, files)
         elif placeholder_nodes and result.error is None:
-            result.status = "error"
+            result.ending = "error"
             result.failure, result.error = _placeholder_failure(plan.graph, placeholder_nodes[0])
-        if outcome.status == "success" and not files and not result.texts and not failed:
+        if outcome.ending == "success" and not files and not result.texts and not failed:
             plan.warnings.append("the workflow finished but produced no file (add a SaveImage/PreviewImage node)")
         result.warnings = plan.warnings
         result.plan = plan
@@ -598,7 +625,7 @@ def _websocket_files(outcome: Outcome, prompt_id: str) -> list[OutputFile]:
     files = []
     for index, (node, data) in enumerate(outcome.ws_frames):
         ext = "png" if data[:4] == b"\x89PNG" else "jpg"
-        ref = OutputRef(node_id=node, filename=f"ws_{index}.{ext}", subfolder="", type="websocket", key="images")
+        ref = OutputRef(node_id=node, filename=f"ws_{index}.{ext}", subfolder="", type="websocket", listed_under="images")
         files.append(make_file(ref, data, "", prompt_id, counters))
     return files
 

@@ -153,7 +153,7 @@ class Remembered:
 
     def to_list(self) -> list[Any]:
         r = self.ref
-        return [[r.node_id, r.filename, r.subfolder, r.type, r.key, r.animated], self.name, self.kind,
+        return [[r.node_id, r.filename, r.subfolder, r.type, r.listed_under, r.animated], self.name, self.kind,
                 self.mime_type, self.size, self.key, self.url, self.upload_error]
 
     @classmethod
@@ -181,7 +181,7 @@ class RememberedFile(OutputFile):
 class Delivery:
     """What the first collect delivered, enough to deliver the same again (files fetched anew)."""
 
-    status: str                                              # RunResult.status
+    ending: str                                              # RunResult.ending
     files: list[Remembered] = field(default_factory=list)
     forgotten: int = 0                                       # delivered, but not kept (record size)
     texts: list[tuple[str, int]] = field(default_factory=list)   # (kept text, its full length)
@@ -206,7 +206,7 @@ class Delivery:
             f = result.failure
             failure = [f.node_id[:100], f.node_type[:100], f.exception_type[:200], f.message[:1000]]
         texts = [(t[:MAX_REMEMBERED_TEXT], len(t)) for t in result.texts[:MAX_REMEMBERED_TEXTS] if isinstance(t, str)]
-        return cls(status=result.status, files=files, texts=texts, error=error, failure=failure,
+        return cls(ending=result.ending, files=files, texts=texts, error=error, failure=failure,
                    missing=[(r.node_id[:100], r.filename[:200]) for r in result.missing[:MAX_LISTED]],
                    warnings=[w[:MAX_WARNING_CHARS] for w in result.warnings[:MAX_WARNINGS] if isinstance(w, str)],
                    cached_nodes=[n[:64] for n in result.cached_nodes[:MAX_LISTED]],
@@ -241,13 +241,13 @@ class Delivery:
             warnings.append(f"{self.forgotten} more file(s) were delivered the first time but are not in the job "
                             "record (it is kept small): collecting again does not return them.")
         failure = NodeFailure(*self.failure) if self.failure and len(self.failure) == 4 else None
-        return RunResult(prompt_id=job.prompt_id, server=server, status=self.status, outputs=outputs, texts=texts,
+        return RunResult(prompt_id=job.prompt_id, server=server, ending=self.ending, outputs=outputs, texts=texts,
                          missing=[OutputRef(node, name, "", "output", "images") for node, name in self.missing],
                          error=self.run_error(), failure=failure, cached_nodes=list(self.cached_nodes),
                          warnings=warnings, plan=job.plan())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "files": [f.to_list() for f in self.files], "forgotten": self.forgotten,
+        return {"ending": self.ending, "files": [f.to_list() for f in self.files], "forgotten": self.forgotten,
                 "texts": [list(t) for t in self.texts], "error": self.error, "failure": self.failure,
                 "missing": [list(m) for m in self.missing], "warnings": self.warnings,
                 "cached_nodes": self.cached_nodes, "delivered_at": self.delivered_at}
@@ -262,7 +262,7 @@ class Delivery:
         failure = data.get("failure")
         if failure is not None and not (isinstance(failure, list) and all(isinstance(x, str) for x in failure)):
             raise ValueError("failure")
-        return cls(status=_s(data.get("status")) or "success",
+        return cls(ending=_s(data.get("ending")) or "success",
                    files=[Remembered.from_list(f) for f in _list(data.get("files"))],
                    forgotten=_int(data.get("forgotten")),
                    texts=[(_s(t[0]), _int(t[1])) for t in _list(data.get("texts"))

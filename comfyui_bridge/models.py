@@ -57,7 +57,8 @@ class OutputRef:
     filename: str
     subfolder: str
     type: str            # "output" | "temp" | "input"
-    key: str             # the history key it came under: images, gifs, audio, videos, ...
+    listed_under: str    # the history key it came under: images, gifs, audio, videos, ...
+                         # (not a COS key: those are PublishResult.key)
     animated: bool = False
 
     @property
@@ -96,7 +97,9 @@ class NodeFailure:
 class RunResult:
     prompt_id: str
     server: str
-    status: str                                  # success | error | interrupted | timeout | lost | gone
+    ending: str                                  # how the run ended: success | error | interrupted | timeout
+                                                 # | lost | gone (the tool's `status` variable says
+                                                 # success / partial / error for the user)
     outputs: list[OutputFile] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)          # text outputs (PreviewAny etc.)
     missing: list[OutputRef] = field(default_factory=list)  # listed but could not be downloaded
@@ -110,4 +113,4 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        return self.status == "success" and self.error is None
+        return self.ending == "success" and self.error is None

@@ -61,7 +61,7 @@ def collect_refs(outputs: Any) -> tuple[list[OutputRef], list[str]]:
                     continue
                 ref = OutputRef(node_id=str(node_id), filename=filename,
                                 subfolder=_name(item.get("subfolder")) or "", type=_name(item.get("type")) or "output",
-                                key=str(key), animated=index < len(animated) and animated[index] is True)
+                                listed_under=str(key), animated=index < len(animated) and animated[index] is True)
                 if ref.identity not in seen:
                     seen.add(ref.identity)
                     refs.append(ref)

@@ -45,7 +45,7 @@ _DOWN_CODES = ("refused", "unreachable", "dns_failed", "connect_timeout")
 
 @dataclass
 class Outcome:
-    status: str                                   # success | error | interrupted | timeout | lost | gone
+    ending: str                                   # success | error | interrupted | timeout | lost | gone
     history: HistoryEntry | None = None           # the /history entry when we have it
     error: dict | None = None                     # execution_error / execution_interrupted payload
     cached_nodes: list[str] = field(default_factory=list)
@@ -71,7 +71,7 @@ class RunFollower:
         self.on_progress = on_progress or (lambda kind, data: None)
         self.websocket_nodes = websocket_nodes or set()
         self.budget = budget or OutputBudget()
-        self.outcome = Outcome(status="timeout")
+        self.outcome = Outcome(ending="timeout")
         self._last_poll = time.monotonic()
         self._absent_polls = 0
         self._down_since: float | None = None
@@ -88,7 +88,7 @@ class RunFollower:
         try:
             while True:
                 if self.deadline.expired():
-                    self.outcome.status = "timeout"
+                    self.outcome.ending = "timeout"
                     return self.outcome
                 if self.ws is not None:
                     done = self._read_socket()
@@ -266,13 +266,13 @@ class RunFollower:
             except BridgeError as exc:
                 # History is broken (500, not JSON, unexpected shape): trust the socket's verdict.
                 self.outcome.last_error = exc
-                self.outcome.status = self._terminal or "success"
+                self.outcome.ending = self._terminal or "success"
                 return True
             if entry is not None:
                 self._from_history(entry)
                 return True
             if wait.expired():
-                self.outcome.status = self._terminal or "success"
+                self.outcome.ending = self._terminal or "success"
                 return True
             wait.sleep(0.05)
 
@@ -301,7 +301,7 @@ class RunFollower:
         if self._down_since is None:
             self._down_since = now
         if now - self._down_since >= GONE_AFTER:
-            self.outcome.status = "gone"
+            self.outcome.ending = "gone"
             return True
         return False
 
@@ -317,7 +317,7 @@ class RunFollower:
             # twice: history is stored just before the queue entry is released.
             self._absent_polls += 1
             if self._absent_polls >= 2:
-                self.outcome.status = "lost"
+                self.outcome.ending = "lost"
                 return True
             return False
         self._absent_polls = 0
@@ -333,7 +333,7 @@ class RunFollower:
         """One look (history, then queue) without waiting: the outcome, or status "timeout" while
         the prompt is still queued or running."""
         if not self._poll():
-            self.outcome.status = "timeout"
+            self.outcome.ending = "timeout"
         return self.outcome
 
 
@@ -342,16 +342,16 @@ def settle(outcome: Outcome, entry: HistoryEntry, terminal: str | None = None) -
     outcome.history = entry
     failure = entry.first_failure()
     if entry.status == "success" and failure is None:
-        outcome.status = "success"
+        outcome.ending = "success"
     elif failure is not None:
         kind, data = failure
         outcome.error = dict(data, _event=kind)
-        outcome.status = "error" if kind == "execution_error" else "interrupted"
+        outcome.ending = "error" if kind == "execution_error" else "interrupted"
     elif entry.status == "unknown" and terminal is None:
         # The entry exists (the run is over) but does not say how it went.
-        outcome.status = "unreadable"
+        outcome.ending = "unreadable"
     else:
-        outcome.status = terminal if terminal in ("error", "interrupted", "success") else "error"
+        outcome.ending = terminal if terminal in ("error", "interrupted", "success") else "error"
     return outcome
 
 

@@ -387,7 +387,7 @@ def test_an_image_to_video_follows_the_first_frame_when_adaptive(comfy_server):
 def test_a_cloud_failure_names_the_model_and_says_what_to_do(comfy_server, kind, english, chinese, code):
     comfy_server.config(bizyair_api_errors={"BizyAir_Kling_2_6_T2V_API": kind})
     result = run_model(comfy_server, "text_to_video", "kling_2_6")
-    assert result.status == "error" and result.outputs == []
+    assert result.ending == "error" and result.outputs == []
     assert "kling_2_6: Kling 2.6" in result.error.message and english in result.error.message
     assert chinese in result.error.message_zh
     assert result.error.detail.get("error_code") == code

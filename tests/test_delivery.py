@@ -245,7 +245,7 @@ def test_markdown_embeds_raster_images_only_and_only_web_urls():
              make_file(OutputRef("9", "y.png", "", "output", "images"), b"3", "", "p", counters)]
     urls = ["https://b.example/p_9_1.png", "https://b.example/p_9_2.bin", "https://b.example/v (1).mp4",
             "javascript:alert(1)//x.png"]
-    report = Report(result=RunResult(prompt_id="p", server="", status="success"),
+    report = Report(result=RunResult(prompt_id="p", server="", ending="success"),
                     items=[Delivered(file=f, url=u) for f, u in zip(files, urls, strict=True)])
     lines = markdown(report).splitlines()
     assert lines == ["![p_9_1.png](https://b.example/p_9_1.png)", "[p_9_2.bin](https://b.example/p_9_2.bin)",
@@ -349,7 +349,7 @@ def test_a_3_mb_name_as_the_only_output_fails_with_a_short_message(comfy_server)
 def test_the_json_summary_is_bounded_as_a_whole_and_keeps_the_first_entries():
     files = [make_file(OutputRef(str(i), f"ComfyUI_{i:05}_.png", "", "output", "images"), b"png", "", "p", {})
              for i in range(5000)]
-    result = RunResult(prompt_id="p", server="http://10.0.0.5:8188", status="success", outputs=files,
+    result = RunResult(prompt_id="p", server="http://10.0.0.5:8188", ending="success", outputs=files,
                        texts=[f"text {i} " + "t" * 1500 for i in range(300)],
                        warnings=[f"warning {i}: " + "w" * 20_000 for i in range(1000)])
     report = deliver(result, None, 15 * MB, [])

@@ -119,7 +119,7 @@ def test_validation_errors_become_one_line_per_node_before_anything_runs(comfy_s
 
 def test_a_run_that_fails_after_some_outputs_names_the_node_and_keeps_the_outputs(comfy_server):
     result = run(comfy_server, "runtime_error_after_partial_output.json")
-    assert result.status == "error"
+    assert result.ending == "error"
     assert result.failure.node_type == "SplitAudioChannels"
     assert "AudioSplit: Input audio has only one channel" in result.error.message
     assert "1 output file(s)" in result.error.message
@@ -129,7 +129,7 @@ def test_a_run_that_fails_after_some_outputs_names_the_node_and_keeps_the_output
 
 def test_a_run_that_fails_with_nothing_finished_has_no_outputs(comfy_server):
     result = run(comfy_server, "runtime_error_audio_split.json")
-    assert result.status == "error" and result.outputs == []
+    assert result.ending == "error" and result.outputs == []
     assert "SplitAudioChannels" in result.error.message
 
 
@@ -218,12 +218,12 @@ def test_server_mode_runs_carry_the_key_and_leave_no_trace_of_it(comfy_server):
 def test_server_mode_without_the_key_explains_what_is_missing(comfy_server):
     comfy_server.config(bizyair_state="server_mode")
     result = run(comfy_server, "bizyair/sdxl_ksampler_txt2img_api.json", prompt="a fox")
-    assert result.status == "error" and "BizyAir API key" in result.error.message
+    assert result.ending == "error" and "BizyAir API key" in result.error.message
 
 
 def test_a_bizyair_placeholder_is_reported_as_a_failure_not_delivered(comfy_server):
     comfy_server.config(bizyair_placeholder=True)
     result = run(comfy_server, "bizyair/nanobanana_txt2img_api.json", prompt="a fox")
-    assert result.outputs == [] and result.status == "error"
+    assert result.outputs == [] and result.ending == "error"
     assert result.error.code == "placeholder" and "placeholder" in result.error.message
     assert (result.failure.node_id, result.failure.node_type) == ("1", "BizyAir_NanoBanana")

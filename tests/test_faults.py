@@ -157,7 +157,7 @@ def test_a_restart_mid_run_says_the_run_was_lost(comfy_server_fresh):
     timer = in_background(0.8, comfy.restart)
     t = Timed(lambda: engine(comfy.url).run(RunRequest(workflow=workflow(), timeout=30)))
     timer.join()
-    assert t.result.status == "lost" and "lost the run" in t.result.error.message
+    assert t.result.ending == "lost" and "lost the run" in t.result.error.message
     assert t.seconds < 15
     assert_clean(comfy)
 
@@ -166,7 +166,7 @@ def test_timeout_while_pending_dequeues_our_prompt(comfy_server):
     comfy_server.config(paused_queue=True)
     t = Timed(lambda: engine(comfy_server.url).run(RunRequest(workflow=workflow(), timeout=10)))
     result = t.result
-    assert result.status == "timeout" and "time limit" in result.error.message
+    assert result.ending == "timeout" and "time limit" in result.error.message
     assert "cancelled on the server" in result.error.message
     assert [d["removed"] for d in comfy_server.stats()["deletes"]] == [[result.prompt_id]]
     assert t.seconds < 10 + 2
@@ -178,7 +178,7 @@ def test_timeout_while_running_interrupts_our_prompt_only(comfy_server):
     comfy_server.config(blur_seconds=2.5)
     t = Timed(lambda: engine(comfy_server.url).run(RunRequest(workflow=workflow("slow_blur_chain.json"), timeout=12)))
     result = t.result
-    assert result.status == "timeout" and "cancelled on the server" in result.error.message
+    assert result.ending == "timeout" and "cancelled on the server" in result.error.message
     interrupts = comfy_server.stats()["interrupts"]
     assert [i["prompt_id"] for i in interrupts] == [result.prompt_id]
     assert t.seconds < 12 + 2
@@ -190,7 +190,7 @@ def test_a_run_that_cannot_be_stopped_says_so_and_still_returns_on_time(comfy_se
     comfy_server.config(hang_class="SaveImage")
     try:
         t = Timed(lambda: engine(comfy_server.url).run(RunRequest(workflow=workflow(), timeout=10)))
-        assert t.result.status == "timeout"
+        assert t.result.ending == "timeout"
         assert "could not be cancelled on the server" in t.result.error.message
         assert "BizyAir" not in t.result.error.message   # a plain node: BizyAir is not to blame
         assert t.seconds < 10 + 2
@@ -204,7 +204,7 @@ def test_an_interrupt_by_someone_else_is_reported_as_interrupted(comfy_server):
     timer = in_background(0.6, lambda: requests.post(comfy_server.url + "/interrupt", timeout=5))
     t = Timed(lambda: engine(comfy_server.url).run(RunRequest(workflow=workflow("slow_blur_chain.json"), timeout=30)))
     timer.join()
-    assert t.result.status == "interrupted" and "interrupted" in t.result.error.message
+    assert t.result.ending == "interrupted" and "interrupted" in t.result.error.message
     assert t.seconds < 15
     assert_clean(comfy_server, t.result.prompt_id)
 
@@ -241,7 +241,7 @@ def test_a_frozen_server_does_not_hang_the_run_and_is_cleaned_up_when_it_wakes(c
     t = Timed(lambda: engine(comfy.url).run(RunRequest(workflow=long, timeout=10)))
     timer.join()
     try:
-        assert t.result.status == "timeout" and "stopped answering" in t.result.error.message
+        assert t.result.ending == "timeout" and "stopped answering" in t.result.error.message
         assert "could not be cancelled" in t.result.error.message and "keeps trying" in t.result.error.message
         assert t.seconds < 10 + 3
     finally:

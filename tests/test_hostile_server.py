@@ -259,5 +259,5 @@ def test_a_server_killed_during_the_run_is_reported_within_30_seconds(comfy_serv
     threading.Timer(2.0, comfy_server_fresh.process.kill).start()
     result, seconds = timed_run(comfy_server_fresh, timeout=240)
     assert seconds < 30
-    assert result.status == "gone" and result.error.code == "server_gone"
+    assert result.ending == "gone" and result.error.code == "server_gone"
     assert "stopped accepting connections" in result.error.message

@@ -108,3 +108,26 @@ def test_a_job_whose_server_is_no_longer_configured_says_so(comfy_server):
         Engine(parse_servers("http://127.0.0.1:9")).collect(submitted.job)
     assert caught.value.code == "job_server_gone"
     assert "no longer in the plugin's ComfyUI addresses" in caught.value.message
+
+
+def test_state_looks_without_touching_and_a_quick_collect_also_sees_a_lost_job(comfy_server):
+    comfy_server.config(paused_queue=True)
+    engine = Engine(parse_servers(comfy_server.url))
+    submitted = engine.submit(RunRequest(workflow=save_workflow(), timeout=30))
+    assert engine.state(submitted.job) == "queued"
+    comfy_server.restart()
+    assert engine.state(submitted.job) == "lost"
+    collected = engine.collect(submitted.job, wait=0)       # one quick look is enough to say so
+    assert collected.status == "finished" and collected.result.error.code == "run_lost"
+
+
+def test_state_of_a_finished_job_leaves_its_history_for_the_collect(comfy_server):
+    engine = Engine(parse_servers(comfy_server.url))
+    submitted = engine.submit(RunRequest(workflow=save_workflow(), timeout=30))
+    end = time.monotonic() + 20
+    while engine.state(submitted.job) != "finished":
+        assert time.monotonic() < end
+        time.sleep(0.1)
+    assert submitted.job.prompt_id in comfy_server.stats()["history"]
+    collected = engine.collect(submitted.job, wait=5)
+    assert collected.status == "finished" and [f.node_id for f in collected.result.outputs] == ["2"]

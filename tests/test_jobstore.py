@@ -151,7 +151,7 @@ def test_a_delivery_with_too_many_files_for_the_cap_remembers_half_as_often_as_n
                         "image/png", 1000, f"comfyui/2026/09/21/p_9_{n}.png",
                         f"https://b.cos.ap-guangzhou.myqcloud.com/comfyui/2026/09/21/p_9_{n}.png")
              for n in range(1, 801)]    # ~800 × 400 bytes = 320 KB: two halvings leave 200 (~80 KB)
-    record = JobRecord(job=job(4), max_blob_bytes=0, delivery=Delivery(status="success", files=files))
+    record = JobRecord(job=job(4), max_blob_bytes=0, delivery=Delivery(ending="success", files=files))
     back = decode(encode(record), record.job.job_id).delivery
     assert (len(back.files), back.forgotten) == (200, 600)
     assert back.files == files[:200]
@@ -159,7 +159,7 @@ def test_a_delivery_with_too_many_files_for_the_cap_remembers_half_as_often_as_n
 
 def test_delivery_round_trip_rebuilds_the_result_and_says_what_it_cut():
     ref = OutputRef("9", "ComfyUI_00001_.png", "", "output", "images")
-    result = RunResult(prompt_id="p-5", server="http://127.0.0.1:8188", status="error",
+    result = RunResult(prompt_id="p-5", server="http://127.0.0.1:8188", ending="error",
                        texts=["short", "x" * 5000], missing=[OutputRef("12", "lost.png", "", "output", "images")],
                        error=ExecutionFailed("Node 3 failed", message_zh="节点 3 失败", detail={"node_id": "3"}),
                        failure=NodeFailure("3", "KSampler", "RuntimeError", "boom"), cached_nodes=["4"],

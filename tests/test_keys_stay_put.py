@@ -68,7 +68,7 @@ def test_a_server_mode_run_that_could_not_be_stopped_has_its_history_deleted_whe
     comfy_server.config(bizyair_state="server_mode", bizyair_valid_keys=[KEY], hang_class="SaveImage")
     result = Engine(parse_servers(comfy_server.url), bizyair_key=KEY).run(
         RunRequest(workflow=workflow("bizyair/sdxl_ksampler_txt2img_api.json"), prompt="a fox", timeout=6))
-    assert result.status == "timeout" and result.error.detail["cancelled"] is False
+    assert result.ending == "timeout" and result.error.detail["cancelled"] is False
     comfy_server.release()              # the "cloud call" returns; ComfyUI writes the history entry
     end = time.monotonic() + 15
     while True:

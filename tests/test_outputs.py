@@ -36,7 +36,7 @@ def test_mixed_outputs_keep_temp_previews_and_texts():
 
 def test_video_under_images_is_typed_by_extension_not_by_key():
     (ref,), _ = collect_refs(history_of("video_mp4")["outputs"])
-    assert ref.key == "images" and ref.animated
+    assert ref.listed_under == "images" and ref.animated
     assert classify(ref.filename) == ("video/mp4", "video")
 
 

@@ -60,7 +60,7 @@ def storage_for(creds: dict[str, str], **kw) -> tuple[CosStorage, Sleeps]:
 
 def output(node: str, data: bytes = PNG, mime: str = "image/png", name: str = "") -> OutputFile:
     ref = OutputRef(node_id=node, filename="ComfyUI_00001_.png", subfolder="user dir", type="output",
-                    key="images")
+                    listed_under="images")
     return OutputFile(ref=ref, data=data, mime_type=mime, kind="image",
                       name=name or f"p1_{node}_1.{extension_for(mime)}")
 

@@ -263,19 +263,20 @@ def collect(tool: Any, params: dict[str, Any]) -> Messages:
         if record.delivery is not None:
             yield from deliver_again(out, engine, storage, record, secrets, at_hand=[])
             return
-        seen = _LastNode()
-        collected = engine.collect(record.job, wait=wait, on_progress=seen)
-        if collected.status == "running" and not collected.node:
-            collected.node = seen.title
+        try:
+            collected = engine.collect(record.job, wait=wait)
+        except BridgeError as exc:
+            if isinstance(exc, InputError):     # e.g. the job's server is no longer configured
+                raise
+            raise _still_recorded(exc) from None
         if collected.status != "finished":
-            if collected.status == "running" and not collected.node and not collected.position and \
-                    _confirmed_absent(engine, record.job):
-                raise _lost_or_cancelled(record)
             yield from still_going_messages(out, record, collected)
             return
         result = collected.result
         if result is None:
             raise ToolRunError("The job ended without a result.")
+        if isinstance(result.error, RunLost):
+            raise _lost_or_cancelled(record)     # says "cancelled" when comfyui_cancel stopped it
         with job_lock(job_id):
             fresh = store.load(job_id)
             if fresh.delivery is not None:     # another collect delivered it meanwhile
@@ -320,48 +321,24 @@ def cancel(tool: Any, params: dict[str, Any]) -> Messages:
     return run_guarded(tool, body)
 
 
-# ---- finding out that a job is gone ------------------------------------------------------------
+# ---- finding out where a job is ---------------------------------------------------------------
 
-class _LastNode:
-    """The node named by the last progress event: a collect that joins a node already running
-    gets no `executing` event for it, only its `progress` events (Collected.node stays empty)."""
-
-    def __init__(self) -> None:
-        self.title = ""
-
-    def __call__(self, kind: str, data: dict[str, Any]) -> None:
-        if kind in ("node", "progress") and isinstance(data.get("title"), str):
-            self.title = data["title"]
-
-
-def _confirmed_absent(engine: Engine, job: Job) -> bool:
-    """Engine.collect with a short wait calls a job "running" when the server has it neither queued
-    nor in its history (it needs two looks to call it lost): look twice here. A server that does
-    not answer raises (the job's state is unknown; collecting again later may work)."""
-    return _state_on_server(engine, job) == "absent" == _state_on_server(engine, job, pause=0.5)
-
-
-def _state_on_server(engine: Engine, job: Job, pause: float = 0.0) -> str:
-    """finished | queued | running | absent | unknown (the server is no longer configured), from
-    one look at the job's history entry and the queue. Unlike Engine.collect it downloads nothing
-    and never deletes the history entry (a server-mode job's is deleted once collected)."""
-    server = next((s for s in engine.servers if s.base_url == job.server), None)
-    if server is None:
+def _state_on_server(engine: Engine, job: Job) -> str:
+    """finished | queued | running | lost | unknown (the server is no longer configured), by
+    looking only (Engine.state): nothing downloaded, no history entry deleted."""
+    if not any(s.base_url == job.server for s in engine.servers):
         return "unknown"
-    client = engine.client_factory(server)
-    deadline = Deadline.after(6.0 + pause)
     try:
-        deadline.sleep(pause)
-        if client.history(job.prompt_id, deadline=deadline.within(3.0)) is not None:
-            return "finished"
-        state, _ = client.queue_state(job.prompt_id, deadline=deadline.within(3.0))
-        return {"pending": "queued", "running": "running"}.get(state, "absent")
+        return engine.state(job)
     except BridgeError as exc:
-        raise BridgeError(exc.message + " The job is still recorded: try again once ComfyUI answers.",
-                          message_zh=exc.message_zh + " 任务记录仍在，ComfyUI 恢复后可再试。",
-                          detail=exc.detail, code=exc.code) from None
-    finally:
-        client.close()
+        raise _still_recorded(exc) from None
+
+
+def _still_recorded(exc: BridgeError) -> BridgeError:
+    """The server did not answer: say so, and that the job can be collected once it does."""
+    return BridgeError(exc.message + " The job is still recorded: try again once ComfyUI answers.",
+                       message_zh=exc.message_zh + " 任务记录仍在，ComfyUI 恢复后可再试。",
+                       detail=exc.detail, code=exc.code)
 
 
 def _lost_or_cancelled(record: JobRecord) -> BridgeError:
@@ -438,7 +415,7 @@ def deliver_again(out: Any, engine: Engine, storage: Storage | None, record: Job
     """The recorded delivery again: same names, same keys and URLs, nothing uploaded. The files
     come from `at_hand` (a collect that downloaded them just now) or are fetched again from ComfyUI."""
     job = record.job
-    delivery = record.delivery or Delivery(status="error")
+    delivery = record.delivery or Delivery(ending="error")
     label = ServerConfig(job.server).label
     error = delivery.run_error()
     if error is not None and not delivery.files and not delivery.texts:
