@@ -625,7 +625,8 @@ def _websocket_files(outcome: Outcome, prompt_id: str) -> list[OutputFile]:
     files = []
     for index, (node, data) in enumerate(outcome.ws_frames):
         ext = "png" if data[:4] == b"\x89PNG" else "jpg"
-        ref = OutputRef(node_id=node, filename=f"ws_{index}.{ext}", subfolder="", type="websocket", listed_under="images")
+        ref = OutputRef(node_id=node, filename=f"ws_{index}.{ext}", subfolder="", type="websocket",
+                        listed_under="images")
         files.append(make_file(ref, data, "", prompt_id, counters))
     return files
 

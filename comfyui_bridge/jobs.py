@@ -84,7 +84,8 @@ class Job:
         return {"format": _FORMAT, "job_id": self.job_id, "server": self.server, "prompt_id": self.prompt_id,
                 "client_id": self.client_id, "submitted_at": self.submitted_at, "key_injected": self.key_injected,
                 "graph": self.graph, "seeds": self.seeds, "warnings": self.warnings,
-                "outputs": [[r.node_id, r.filename, r.subfolder, r.type, r.listed_under, r.animated] for r in self.outputs]}
+                "outputs": [[r.node_id, r.filename, r.subfolder, r.type, r.listed_under, r.animated]
+                            for r in self.outputs]}
 
     @classmethod
     def from_dict(cls, data: Any) -> Job:

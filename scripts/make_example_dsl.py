@@ -41,9 +41,11 @@ NOTE_TEXT = (
     "ComfyUI BizyAir example. 1) Install the comfyui_bizyair plugin and authorize it with your ComfyUI URL "
     "(from Docker: http://host.docker.internal:8188); the COS fields are optional. 2) Run: type a prompt and "
     "attach your workflow (.json; ComfyUI Workflow → Export (API) is best), then send any chat message. The answer "
-    "shows the images (with COS, their URLs too).\n"
+    "shows the images (with COS, their URLs too). No workflow file? Swap this tool for Edit image, Text to video "
+    "or Image to video (BizyAir): same text and files outputs.\n"
     "示例：先安装 comfyui_bizyair 插件并填写 ComfyUI 地址完成授权（COS 可选）；运行时填写提示词并上传工作流 JSON 文件，"
-    "再发送任意消息，回复中会直接显示生成的图片（配置了 COS 时还会给出图片链接）。")
+    "再发送任意消息，回复中会直接显示生成的图片（配置了 COS 时还会给出图片链接）。"
+    "没有工作流文件？可把此工具换成 图片编辑 / 文生视频 / 图生视频（BizyAir），输出同样是 text 和 files。")
 # What the Answer node shows: the tool's sentence, then its files (rendered as images by Dify).
 ANSWER_TEMPLATE = f"{{{{#{TOOL}.text#}}}}\n\n{{{{#{TOOL}.files#}}}}"
 
