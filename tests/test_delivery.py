@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from cos_fixture import COS_SK, fetch
+from dify_view import variables as dify_variables
 
 from comfyui_bridge.endpoint import parse_servers
 from comfyui_bridge.engine import Engine
@@ -111,7 +112,7 @@ def test_each_file_gets_a_blob_and_a_url_with_the_same_bytes(comfy_server, cos_s
     sent = list(messages(Recorder(), report))
     blobs = [m for m in sent if m[0] == "blob"]
     assert len(blobs) == 4 and all(m[2]["mime_type"] == "image/png" for m in blobs)
-    variables = {m[1]: m[2] for m in sent if m[0] == "variable"}
+    variables = dify_variables(sent)
     assert variables["url"] == variables["urls"][0] and len(variables["urls"]) == 4
     assert variables["markdown"] == markdown(report) and variables["markdown"].count("![") == 4
     for entry, blob, item in zip(summary(report)["outputs"], blobs, report.items, strict=True):
@@ -162,7 +163,7 @@ def test_cos_auth_failure_still_returns_the_files_and_says_why(comfy_server, cos
 def test_a_failed_run_with_finished_outputs_is_delivered_as_partial(comfy_server, name, status):
     report = deliver(run(comfy_server, name), None, 15 * MB, [])
     sent = list(messages(Recorder(), report))
-    variables = {m[1]: m[2] for m in sent if m[0] == "variable"}
+    variables = dify_variables(sent)
     assert variables["status"] == status
     assert summary(report)["failed_node"]["class_type"] == "SplitAudioChannels"
 
@@ -228,13 +229,13 @@ def test_audio_with_a_url_tells_the_agent_to_give_the_url(comfy_server, cos_serv
     cos_server.make_public(cos_credentials["cos_bucket"])
     sent = deliver_all(run(comfy_server, "audio_flac.json"), storage(cos_credentials))
     (text,) = [m[1] for m in sent if m[0] == "text"]
-    (url,) = [m[2] for m in sent if m[0] == "variable" and m[1] == "urls"][0]
+    (url,) = dify_variables(sent)["urls"]
     assert url in text and "give the user the URL" in text
     assert "[" in markdown_of(sent) and "![" not in markdown_of(sent)      # audio is a link, not an image
 
 
 def markdown_of(sent) -> str:
-    return next(m[2] for m in sent if m[0] == "variable" and m[1] == "markdown")
+    return dify_variables(sent)["markdown"]
 
 
 def test_markdown_embeds_raster_images_only_and_only_web_urls():
@@ -329,7 +330,7 @@ def test_a_3_mb_output_name_never_appears_whole_and_the_rest_is_delivered(comfy_
     sent = deliver_all(result)
     assert all(wire_size(m) <= MAX_MESSAGE_BYTES for m in sent)
     assert "n" * 5000 not in agent_visible(sent)
-    variables = {m[1]: m[2] for m in sent if m[0] == "variable"}
+    variables = dify_variables(sent)
     assert variables["status"] == "partial"
     (summary_json,) = [m[1] for m in sent if m[0] == "json"]
     assert summary_json["texts"] == ["hello, world"]
@@ -364,7 +365,7 @@ def test_the_json_summary_is_bounded_as_a_whole_and_keeps_the_first_entries():
     sent = list(messages(Recorder(), report))
     assert all(wire_size(m) <= MAX_MESSAGE_BYTES for m in sent)
     assert len([m for m in sent if m[0] == "blob"]) == 5000      # every file is still sent
-    variables = {m[1]: m[2] for m in sent if m[0] == "variable"}
+    variables = dify_variables(sent)
     assert variables["urls"] == [] and variables["status"] == "success"
 
 

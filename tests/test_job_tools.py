@@ -21,6 +21,7 @@ import pytest
 import requests
 import yaml
 from cos_fixture import COS_AK, COS_SK, fetch
+from dify_view import variables as dify_variables
 from job_fixture import DaemonStorage, JobTool, SdkStorage, object_versions, versioned_bucket
 
 from comfyui_bridge.bizyair.server_mode import forget_server_modes
@@ -42,7 +43,7 @@ def call(fn, tool, params) -> list[tuple]:
 
 
 def variables(sent) -> dict:
-    return {m[1]: m[2] for m in sent if m[0] == "variable"}
+    return dify_variables(sent)
 
 
 def only(sent, kind):

@@ -34,6 +34,7 @@ from tools.params import delivery_options
 from tools.settings import credential_secrets, engine_from, storage_from
 
 log = logging.getLogger(__name__)
+STREAM_CHUNK = 8000   # characters per streamed chunk (guard.py cuts a streamed chunk at 8 KiB)
 
 Messages = Generator[Any, None, None]  # ToolInvokeMessage; dify_plugin is not imported here
 # (importing it monkey-patches the process with gevent: keep this module usable by tests).
@@ -477,13 +478,32 @@ def messages(tool: Any, report: Report, extra: dict[str, Any] | None = None) -> 
     urls = url_list(report)
     result = report.result
     seeds = result.plan.seeds() if result.plan else {}
-    yield tool.create_variable_message("url", urls[0] if urls else "")
+    # Text variables are streamed: Dify's tool node ends the stream of every variable sent whole
+    # with an empty chunk, so an Answer node that shows `markdown` or `url` would show nothing;
+    # streamed, they reach the Answer, and other nodes still read the whole value.
+    yield from stream_text(tool, "url", urls[0] if urls else "")
     yield tool.create_variable_message("urls", urls)
-    yield tool.create_variable_message("markdown", markdown(report))
-    yield tool.create_variable_message("prompt_id", result.prompt_id)
-    yield tool.create_variable_message("status", status(report))
+    yield from stream_text(tool, "markdown", markdown(report))
+    yield from stream_text(tool, "prompt_id", result.prompt_id)
+    yield from stream_text(tool, "status", status(report))
     yield tool.create_variable_message("seeds", dict(list(seeds.items())[:MAX_LISTED]))
     yield tool.create_json_message({**(extra or {}), **summary(report)})
+
+
+def stream_text(tool: Any, name: str, text: str, chunk: int = STREAM_CHUNK) -> Messages:
+    """`text` as a streamed variable, in chunks of at most `chunk` characters, cut after a line
+    where possible (Dify joins the chunks into the variable's value)."""
+    if not text:
+        yield tool.create_stream_variable_message(name, "")
+        return
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + chunk)
+        if end < len(text):
+            cut = text.rfind("\n", start, end)
+            end = cut + 1 if cut > start else end
+        yield tool.create_stream_variable_message(name, text[start:end])
+        start = end
 
 
 # ---- the tools' body ---------------------------------------------------------------------------

@@ -1,0 +1,17 @@
+"""What Dify's tool node makes of the messages a tool yields, for tests that call a tool in-process
+with a fake (messages as tuples: ("variable", name, value), ("stream", name, chunk), ...)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def variables(sent) -> dict[str, Any]:
+    """Like Dify's tool node: the last value wins, streamed string pieces are concatenated."""
+    out: dict[str, Any] = {}
+    for m in sent:
+        if m[0] == "variable":
+            out[m[1]] = m[2]
+        elif m[0] == "stream":
+            out[m[1]] = (out.get(m[1]) or "") + m[2]
+    return out
