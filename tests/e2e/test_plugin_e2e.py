@@ -135,10 +135,13 @@ def test_progress_streams_into_its_own_variable_only_when_asked(plugin, comfy_se
     quiet = plugin.invoke(PROVIDER, "comfyui_workflow", {"comfyui_base_url": comfy_server.url}, params, timeout=120)
     cached = plugin.invoke(PROVIDER, "comfyui_workflow", {"comfyui_base_url": comfy_server.url},
                            dict(params, progress=True), timeout=120)
-    def streamed(run):
+    def streamed(run, name="progress"):
         return [m["message"]["variable_value"] for m in run.stream
-                if m["type"] == "variable" and m["message"].get("stream")]
+                if m["type"] == "variable" and m["message"].get("stream") and m["message"]["variable_name"] == name]
     assert streamed(quiet) == []
+    # url, markdown, status and prompt_id are streamed too (so an Answer node can show them), progress alone
+    # depends on the switch.
+    assert streamed(quiet, "status") == ["success"] and streamed(loud, "status") == ["success"]
     lines = "".join(streamed(loud))
     assert "Running node 2 (SaveImage)" in lines and "Finished in" in lines
     assert "2 node(s) served from ComfyUI's cache" in "".join(streamed(cached))
