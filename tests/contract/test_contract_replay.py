@@ -67,13 +67,24 @@ def _with_answer(dsl: str, template: str) -> str:
     return yaml.safe_dump(doc, allow_unicode=True)
 
 
-@pytest.mark.parametrize("kind", ["no_cos", "cos"])
-def test_an_answer_showing_only_markdown_fails_the_contract(kind, identifier):
+def test_an_answer_showing_only_markdown_is_empty_without_cos(identifier):
     """The chatflow as first shipped: Answer = {{#tool.markdown#}}. Without COS `markdown` is
-    empty; with COS it holds the links, but Dify's tool node closes the stream of every custom
-    variable with an empty final chunk, so the Answer streams nothing for it either."""
-    case = Case(example_files()[0], kind)
+    empty, and the Answer never references the files: the user sees nothing."""
+    case = Case(example_files()[0], "no_cos")
     with replayed(case, _with_answer(case.dsl(), "{{#TOOL.markdown#}}"), identifier) as (host, turn):
         assert turn.succeeded and turn.files == []
         with pytest.raises(AssertionError, match=re.escape("the reply is empty")):
+            check_turn(case, turn, host)
+
+
+def test_an_answer_showing_markdown_shows_the_cos_image_because_it_is_streamed(identifier):
+    """With COS, `markdown` holds the image line. Dify's tool node ends the stream of every variable
+    sent whole with an empty chunk (the Answer would show nothing); the plugin streams its text
+    variables, so the Answer shows the link. It still misses the attached file the contract asks for."""
+    case = Case(example_files()[0], "cos")
+    with replayed(case, _with_answer(case.dsl(), "{{#TOOL.markdown#}}"), identifier) as (host, turn):
+        assert turn.succeeded and turn.files == []
+        assert re.fullmatch(r"!\[[^\]]+_9_1\.png\]\(https://[^)]+\.myqcloud\.com/comfyui/[^)]+_9_1\.png\)",
+                            turn.answer.strip()), turn.answer
+        with pytest.raises(AssertionError, match=re.escape("the reply carries 0 file(s), expected 1")):
             check_turn(case, turn, host)
