@@ -406,9 +406,10 @@ SUBMIT_MODE_TOOLS = ("tools/text_to_image.yaml", "tools/text_to_video.yaml", "to
 
 
 def _emitted_variables(name: str = "delivery.py") -> set[str]:
-    """Variable names the tool code actually sends (create_[stream_]variable_message("name", …))."""
+    """Variable names the tool code actually sends (create_[stream_]variable_message("name", …) and
+    delivery.stream_text(tool, "name", …))."""
     text = (ROOT / "tools" / name).read_text()
-    return set(re.findall(r'create_(?:stream_)?variable_message\(\s*"([a-z_]+)"', text))
+    return set(re.findall(r'(?:create_(?:stream_)?variable_message\(|stream_text\(\s*\w+,)\s*"([a-z_]+)"', text))
 
 
 @pytest.mark.parametrize("rel", TOOLS + RUN_TOOLS)
