@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from . import bizyair, lifecycle, metadata, routing
 from .budget import RUN_OUTPUT_LIMIT, OutputBudget
@@ -45,6 +45,7 @@ from .scrub import one_line
 from .ws import close_quietly, open_run_socket
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 CANCEL_RESERVE = 4.0        # seconds kept back from the deadline to stop our prompt and fetch outputs
 LOOKUP_BUDGET = 8.0         # all node-definition lookups of one run together
@@ -83,6 +84,12 @@ class Collected:
     node: str = ""                 # the node running, as "<id> (<class> "<title>")"
     step: tuple[int, int] | None = None
     result: RunResult | None = None
+
+
+def _refuse_while_stopping(what: str) -> None:
+    if lifecycle.stopping():
+        raise ConnectionFailed(f"The plugin is shutting down; {what} the workflow again in a moment.",
+                               message_zh="插件正在关闭，请稍后重新运行或提交工作流。", code="shutting_down")
 
 
 class _Watch:
@@ -134,17 +141,20 @@ class Engine:
         """Run one request. Raises BridgeError for failures before the prompt was accepted
         (bad input, unreachable server, validation 400); failures after that come back in
         RunResult (status + error) together with every output that did finish."""
-        if lifecycle.stopping():
-            raise ConnectionFailed("The plugin is shutting down; run the workflow again in a moment.",
-                                   message_zh="插件正在关闭，请稍后重新运行工作流。", code="shutting_down")
+        _refuse_while_stopping("run")
         deadline = Deadline.after(request.timeout)
         notify = on_progress or (lambda kind, data: None)
         prompt_id = str(uuid.uuid4())
+        return self._on_a_server(deadline, lambda client: self._run_on(client, request, prompt_id, deadline, notify))
+
+    def _on_a_server(self, deadline: Deadline, work: Callable[[ComfyClient], _T]) -> _T:
+        """`work(client)` on the first server that can take it: in the order routing chooses, moving
+        on only when the failure proves nothing was queued there (routing.is_failover_error)."""
         last_error: BridgeError | None = None
         for server in self._candidates(deadline):
             client = self.client_factory(server)
             try:
-                return self._run_on(client, request, prompt_id, deadline, notify)
+                return work(client)
             except BridgeError as exc:
                 if not routing.is_failover_error(exc) or len(self.servers) == 1:
                     raise
@@ -222,34 +232,24 @@ class Engine:
     def submit(self, request: RunRequest, on_progress: Progress | None = None) -> Submitted:
         """Queue the request and return at once with a Job that `collect` (in this or another
         process) follows to its end. Raises BridgeError when nothing was queued."""
-        if lifecycle.stopping():
-            raise ConnectionFailed("The plugin is shutting down; submit the workflow again in a moment.",
-                                   message_zh="插件正在关闭，请稍后重新提交工作流。", code="shutting_down")
+        _refuse_while_stopping("submit")
         deadline = Deadline.after(min(request.timeout, SUBMIT_LIMIT))
         notify = on_progress or (lambda kind, data: None)
         prompt_id = str(uuid.uuid4())
-        last_error: BridgeError | None = None
-        for server in self._candidates(deadline):
-            client = self.client_factory(server)
+
+        def submit_on(client: ComfyClient) -> Submitted:
+            ready = self._prepare(client, request, prompt_id, deadline)
+            client_id = uuid.uuid4().hex
+            plan = self._queue(client, ready, prompt_id, client_id, deadline)
+            notify("accepted", {"prompt_id": prompt_id})
             try:
-                ready = self._prepare(client, request, prompt_id, deadline)
-                client_id = uuid.uuid4().hex
-                plan = self._queue(client, ready, prompt_id, client_id, deadline)
-                notify("accepted", {"prompt_id": prompt_id})
-                try:
-                    state, position = client.queue_state(prompt_id, deadline=deadline.within(2.0))
-                except BridgeError:
-                    state, position = "queued", 0
-                job = Job.create(server.base_url, prompt_id, client_id, plan, bool(ready.key))
-                return Submitted(job, "running" if state == "running" else "queued", position, plan)
-            except BridgeError as exc:
-                if not routing.is_failover_error(exc) or len(self.servers) == 1:
-                    raise
-                last_error = exc
-            finally:
-                client.close()
-        raise last_error or ConnectionFailed("No ComfyUI server is reachable.",
-                                             message_zh="没有可用的 ComfyUI 服务器。")
+                state, position = client.queue_state(prompt_id, deadline=deadline.within(2.0))
+            except BridgeError:
+                state, position = "queued", 0
+            job = Job.create(client.server.base_url, prompt_id, client_id, plan, bool(ready.key))
+            return Submitted(job, "running" if state == "running" else "queued", position, plan)
+
+        return self._on_a_server(deadline, submit_on)
 
     def collect(self, job: Job, wait: float = 0.0, on_progress: Progress | None = None) -> Collected:
         """Follow a submitted job for up to `wait` seconds. Returns its state ("queued"/"running",

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from dify_view import Recorder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "e2e"))
 from stdio_harness import DaemonStorage  # noqa: E402
@@ -59,30 +60,12 @@ class SdkStorage:
         return self._call({"opt": "exist", "key": key})["data"]
 
 
-class JobTool:
+class JobTool(Recorder):
     """Stands in for the SDK's Tool: credentials, session.storage, and the messages it would send."""
 
     def __init__(self, credentials: dict[str, Any], storage: SdkStorage):
         self.runtime = type("Runtime", (), {"credentials": credentials})()
         self.session = type("Session", (), {"storage": storage})()
-
-    def create_blob_message(self, blob, meta=None):
-        return ("blob", blob, meta)
-
-    def create_link_message(self, link):
-        return ("link", link)
-
-    def create_variable_message(self, name, value):
-        return ("variable", name, value)
-
-    def create_stream_variable_message(self, name, value):
-        return ("stream", name, value)
-
-    def create_json_message(self, obj):
-        return ("json", obj)
-
-    def create_text_message(self, text):
-        return ("text", text)
 
 
 def versioned_bucket(cos_server, bucket: str) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from cos_fixture import COS_SK, fetch
+from dify_view import Recorder
 from dify_view import variables as dify_variables
 
 from comfyui_bridge.endpoint import parse_servers
@@ -36,28 +37,6 @@ from tools.params import DeliveryOptions
 
 WORKFLOWS = Path(__file__).parent / "fixtures/workflows"
 MB = 1024 * 1024
-
-
-class Recorder:
-    """Stands in for the SDK's Tool: records what would be sent (the SDK only wraps these)."""
-
-    def create_blob_message(self, blob, meta=None):
-        return ("blob", blob, meta)
-
-    def create_link_message(self, link):
-        return ("link", link)
-
-    def create_variable_message(self, name, value):
-        return ("variable", name, value)
-
-    def create_stream_variable_message(self, name, value):
-        return ("stream", name, value)
-
-    def create_json_message(self, obj):
-        return ("json", obj)
-
-    def create_text_message(self, text):
-        return ("text", text)
 
 
 def wire_size(message) -> int:
