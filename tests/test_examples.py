@@ -5,49 +5,32 @@ app shows when Dify runs it is tested in tests/contract/."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
+from example_support import BUILTIN_TOOL_OUTPUTS, REGENERATE, TEMPLATE_REF, load_script, load_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 DSL_PATH = ROOT / "examples" / "comfyui_bizyair_chatflow.yml"
 IDENTIFIER_RE = re.compile(
     r"^(?:([a-z0-9_-]{1,64})\/)?([a-z0-9_-]{1,255}):([0-9]{1,4})(\.[0-9]{1,4}){1,3}(-\w{1,16})?@[a-f0-9]{32,64}$")
-TEMPLATE_REF = re.compile(r"\{\{#([^.#}]+)\.([^#}]+)#\}\}")
-BUILTIN_TOOL_OUTPUTS = {"text", "files", "json"}   # every Dify tool node has these
 
 
-REGENERATE = "scripts/dev py scripts/make_example_dsl.py"
-
-
-def _load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(name, module)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _yaml(path: Path):
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")
 def dsl():
-    return _yaml(DSL_PATH)
+    return load_yaml(DSL_PATH)
 
 
 @pytest.fixture(scope="module")
 def plugin():
-    manifest = _yaml(ROOT / "manifest.yaml")
-    provider = _yaml(ROOT / manifest["plugins"]["tools"][0])
+    manifest = load_yaml(ROOT / "manifest.yaml")
+    provider = load_yaml(ROOT / manifest["plugins"]["tools"][0])
     tools = {}
     for rel in provider["tools"]:
-        doc = _yaml(ROOT / rel)
+        doc = load_yaml(ROOT / rel)
         tools[doc["identity"]["name"]] = doc
     return manifest, provider, tools
 
@@ -55,7 +38,7 @@ def plugin():
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """A fresh build of the package, the way `scripts/dev package` makes it."""
-    return _load_script("build_pkg").build(ROOT, tmp_path_factory.mktemp("dist"))
+    return load_script("build_pkg").build(ROOT, tmp_path_factory.mktemp("dist"))
 
 
 def _nodes(dsl, kind=None):
@@ -87,7 +70,7 @@ def test_the_dependency_is_the_package_scripts_dev_package_builds(dsl, built):
 
 
 def test_the_example_is_what_the_generator_writes(built):
-    expected = _load_script("make_example_dsl").render(built.identifier)
+    expected = load_script("make_example_dsl").render(built.identifier)
     assert DSL_PATH.read_text(encoding="utf-8") == expected, f"{DSL_PATH.name} is out of date: run `{REGENERATE}`"
 
 
@@ -101,7 +84,7 @@ def test_tool_node_points_at_our_provider_and_tool(dsl, plugin):
     assert data["tool_label"] == tools[data["tool_name"]]["identity"]["label"]["en_US"]
 
 
-def test_param_schemas_mirror_the_tool_yaml(dsl, plugin):
+def test_param_schemas_mirror_the_toolload_yaml(dsl, plugin):
     _, _, tools = plugin
     data = _tool_node(dsl)["data"]
     params = tools[data["tool_name"]]["parameters"]

@@ -7,48 +7,30 @@ the break conditions read). What the app shows when Dify runs it is tested in te
 
 from __future__ import annotations
 
-import importlib.util
-import re
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
+from example_support import BUILTIN_TOOL_OUTPUTS, REGENERATE, TEMPLATE_REF, load_script, load_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 DSL_PATH = ROOT / "examples" / "comfyui_bizyair_jobs_chatflow.yml"
-TEMPLATE_REF = re.compile(r"\{\{#([^.#}]+)\.([^#}]+)#\}\}")
-BUILTIN_TOOL_OUTPUTS = {"text", "files", "json"}
-REGENERATE = "scripts/dev py scripts/make_example_dsl.py"
-
-
-def _load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(name, module)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _yaml(path: Path):
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")
 def dsl():
-    return _yaml(DSL_PATH)
+    return load_yaml(DSL_PATH)
 
 
 @pytest.fixture(scope="module")
 def tools():
-    manifest = _yaml(ROOT / "manifest.yaml")
-    provider = _yaml(ROOT / manifest["plugins"]["tools"][0])
-    return {doc["identity"]["name"]: doc for doc in (_yaml(ROOT / rel) for rel in provider["tools"])}
+    manifest = load_yaml(ROOT / "manifest.yaml")
+    provider = load_yaml(ROOT / manifest["plugins"]["tools"][0])
+    return {doc["identity"]["name"]: doc for doc in (load_yaml(ROOT / rel) for rel in provider["tools"])}
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    return _load_script("build_pkg").build(ROOT, tmp_path_factory.mktemp("dist"))
+    return load_script("build_pkg").build(ROOT, tmp_path_factory.mktemp("dist"))
 
 
 def _nodes(dsl, kind=None):
@@ -64,13 +46,13 @@ def test_it_depends_on_the_package_scripts_dev_package_builds_and_is_generated(d
     (dep,) = dsl["dependencies"]
     assert dep["value"]["plugin_unique_identifier"] == built.identifier, f"run `{REGENERATE}`"
     assert {n["data"]["plugin_unique_identifier"] for n in _nodes(dsl, "tool")} == {built.identifier}
-    expected = _load_script("make_example_dsl").render_jobs(built.identifier)
+    expected = load_script("make_example_dsl").render_jobs(built.identifier)
     assert DSL_PATH.read_text(encoding="utf-8") == expected, f"{DSL_PATH.name} is out of date: run `{REGENERATE}`"
     assert dsl["kind"] == "app" and dsl["app"]["mode"] == "advanced-chat"
 
 
 @pytest.mark.parametrize("tool_name", ["comfyui_submit", "comfyui_collect"])
-def test_each_tool_node_mirrors_its_tool_yaml(dsl, tools, tool_name):
+def test_each_tool_node_mirrors_its_toolload_yaml(dsl, tools, tool_name):
     data = _by_tool(dsl, tool_name)["data"]
     tool = tools[tool_name]
     assert [(s["name"], s["type"], s["form"], s["required"]) for s in data["paramSchemas"]] == \
