@@ -660,6 +660,17 @@ def test_interrupt_lands_inside_a_progress_node(comfy_server):
     assert max(f["data"]["value"] for f in ws.frames if f["type"] == "progress") < 50
 
 
+def test_an_accelerated_clock_runs_simulated_time_faster(comfy_server):
+    comfy_server.config(ws_image_seconds=10.0, clock_scale=50.0)   # 20 steps of 10 s: 200 simulated s
+    ws = Ws(comfy_server, "fast")
+    ws.recv()
+    started = time.monotonic()
+    prompt_id = post_prompt(comfy_server, ws_images_graph(20), "fast")["prompt_id"]
+    ws.until_done(prompt_id)
+    ws.close()
+    assert 3.5 < time.monotonic() - started < 15          # 200 s / 50 = 4 real seconds
+
+
 def test_interrupt_without_client_id_is_broadcast(comfy_server):
     comfy_server.config(blur_seconds=0.3)
     observer = Ws(comfy_server, "obs")

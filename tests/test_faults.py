@@ -164,24 +164,25 @@ def test_a_restart_mid_run_says_the_run_was_lost(comfy_server_fresh):
 
 def test_timeout_while_pending_dequeues_our_prompt(comfy_server):
     comfy_server.config(paused_queue=True)
-    t = Timed(lambda: engine(comfy_server.url).run(RunRequest(workflow=workflow(), timeout=10)))
+    t = Timed(lambda: engine(comfy_server.url).run(RunRequest(workflow=workflow(), timeout=3)))
     result = t.result
     assert result.ending == "timeout" and "time limit" in result.error.message
     assert "cancelled on the server" in result.error.message
     assert [d["removed"] for d in comfy_server.stats()["deletes"]] == [[result.prompt_id]]
-    assert t.seconds < 10 + 2
+    assert t.seconds < 3 + 2
     assert_clean(comfy_server, result.prompt_id)
 
 
 def test_timeout_while_running_interrupts_our_prompt_only(comfy_server):
-    # Four 2.5 s blurs: the interrupt lands at the next node boundary, inside the time we keep back.
-    comfy_server.config(blur_seconds=2.5)
-    t = Timed(lambda: engine(comfy_server.url).run(RunRequest(workflow=workflow("slow_blur_chain.json"), timeout=12)))
+    # Four 1.3 s blurs (5.2 s) against timeout=6: the engine keeps 1.5 s back and interrupts at 4.5 s,
+    # inside the fourth blur; the interrupt lands at its end (5.2 s), inside the time kept back.
+    comfy_server.config(blur_seconds=1.3)
+    t = Timed(lambda: engine(comfy_server.url).run(RunRequest(workflow=workflow("slow_blur_chain.json"), timeout=6)))
     result = t.result
     assert result.ending == "timeout" and "cancelled on the server" in result.error.message
     interrupts = comfy_server.stats()["interrupts"]
     assert [i["prompt_id"] for i in interrupts] == [result.prompt_id]
-    assert t.seconds < 12 + 2
+    assert t.seconds < 6 + 2
     assert_clean(comfy_server, result.prompt_id)
 
 
@@ -189,11 +190,11 @@ def test_a_run_that_cannot_be_stopped_says_so_and_still_returns_on_time(comfy_se
     # Like a BizyAir cloud call: the node ignores /interrupt until it returns.
     comfy_server.config(hang_class="SaveImage")
     try:
-        t = Timed(lambda: engine(comfy_server.url).run(RunRequest(workflow=workflow(), timeout=10)))
+        t = Timed(lambda: engine(comfy_server.url).run(RunRequest(workflow=workflow(), timeout=4)))
         assert t.result.ending == "timeout"
         assert "could not be cancelled on the server" in t.result.error.message
         assert "BizyAir" not in t.result.error.message   # a plain node: BizyAir is not to blame
-        assert t.seconds < 10 + 2
+        assert t.seconds < 4 + 2
     finally:
         comfy_server.release()
     assert_clean(comfy_server, t.result.prompt_id)
@@ -238,12 +239,12 @@ def test_a_frozen_server_does_not_hang_the_run_and_is_cleaned_up_when_it_wakes(c
     long["1"]["inputs"].update(batch_size=200, width=64, height=64)   # 200 interruptible steps of 0.5 s
     comfy.config(ws_image_seconds=0.5)
     timer = in_background(1.0, comfy.freeze)
-    t = Timed(lambda: engine(comfy.url).run(RunRequest(workflow=long, timeout=10)))
+    t = Timed(lambda: engine(comfy.url).run(RunRequest(workflow=long, timeout=5)))
     timer.join()
     try:
         assert t.result.ending == "timeout" and "stopped answering" in t.result.error.message
         assert "could not be cancelled" in t.result.error.message and "keeps trying" in t.result.error.message
-        assert t.seconds < 10 + 3
+        assert t.seconds < 5 + 3
     finally:
         comfy.thaw()
     # The run alone would last ~100 s more: it is gone within seconds because the background retry

@@ -55,6 +55,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "paused_queue": False,       # the worker does not start pending prompts
     "blur_seconds": 0.2,         # run time of one ImageBlur
     "ws_image_seconds": 0.0,     # pause after each SaveImageWebsocket image
+    "clock_scale": 1.0,          # simulated seconds per real second for every node's run time (ctx.sleep:
+                                 # node_delay, blur_seconds, ws_image_seconds): 30 runs 15 minutes in 30 s
     "max_upload_size": 104857600,
     "bizyair_installed": True,   # BizyAir classes exist (object_info and validation)
     # A hostile or broken server, per route key ("GET /history/{id}"): see app.hostile_response.
@@ -173,7 +175,9 @@ class NodeContext:
             raise nodes.Interrupted()
 
     def sleep(self, seconds: float, interruptible: bool = False) -> None:
-        deadline = time.monotonic() + max(0.0, seconds)
+        """Spend `seconds` of simulated time (real time divided by the config's clock_scale)."""
+        scale = float(self.config.get("clock_scale") or 1.0)
+        deadline = time.monotonic() + max(0.0, seconds) / max(scale, 1e-3)
         while True:
             if interruptible:
                 self.check_interrupted()
