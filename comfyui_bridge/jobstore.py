@@ -337,7 +337,11 @@ def _list(value: Any) -> list[Any]:
 # ---- encoding under the size cap ---------------------------------------------------------------
 
 def _dumps(data: Any) -> bytes:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:   # a lone surrogate (JSON allows `\\ud800` in a title or a name): escape it
+        return json.dumps(data, ensure_ascii=True, separators=(",", ":"), allow_nan=False).encode("ascii")
 
 
 def encode(record: JobRecord, limit: int = MAX_RECORD_BYTES) -> bytes:

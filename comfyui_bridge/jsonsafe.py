@@ -11,7 +11,8 @@ import json
 import reprlib
 from typing import Any
 
-__all__ = ["JsonTooDeep", "JsonTooLarge", "JsonError", "as_dict", "as_list", "depth_exceeds", "parse", "shown"]
+__all__ = ["JsonTooDeep", "JsonTooLarge", "JsonError", "as_dict", "as_list", "depth_exceeds", "is_utf8", "parse",
+           "shown"]
 
 
 class JsonError(ValueError):
@@ -74,8 +75,22 @@ def shown(value: object, limit: int = 80) -> str:
     saying how much was cut. Never the whole of a hostile megabyte."""
     text = value if isinstance(value, str) else _short_repr(value)
     if len(text) <= limit:
-        return text
-    return f"{text[:limit]}… ({len(text) - limit} more characters)"
+        return _utf8(text)
+    return f"{_utf8(text[:limit])}… ({len(text) - limit} more characters)"
+
+
+def is_utf8(text: str) -> bool:
+    """False for text holding a lone surrogate (JSON allows `\\ud800`; UTF-8, URLs and Dify do not)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _utf8(text: str) -> str:
+    """`text` with each lone surrogate replaced by `?`: sendable whatever the server wrote."""
+    return text if is_utf8(text) else text.encode("utf-8", "replace").decode("utf-8")
 
 
 _REPR = reprlib.Repr(maxlevel=3, maxdict=6, maxlist=6, maxtuple=6, maxstring=60, maxother=60)

@@ -14,6 +14,7 @@ from .budget import OutputBudget
 from .client import ComfyClient
 from .deadline import Deadline
 from .errors import BridgeError
+from .jsonsafe import is_utf8
 from .media import classify, is_unsafe_path, output_name
 from .models import OutputFile, OutputRef
 
@@ -78,6 +79,10 @@ def download(client: ComfyClient, refs: list[OutputRef], prompt_id: str, deadlin
     for ref in refs:
         if is_unsafe_path(ref.filename, ref.subfolder):
             failed.append((ref, "refused: the server named it with an unsafe path"))
+            continue
+        if not all(is_utf8(part) for part in (ref.filename, ref.subfolder, ref.type)):
+            failed.append((ref, "refused: the server named it with text that is not valid UTF-8, so it cannot be "
+                                "asked for by name"))
             continue
         if deadline.expired():
             failed.append((ref, "not downloaded: the time limit was reached"))

@@ -31,8 +31,10 @@ from comfyui_bridge.workflow import load_workflow
 
 WORKFLOW = load_workflow((Path(__file__).parent / "fixtures/workflows/empty_save_1024.json").read_bytes())
 
+# Texts include lone surrogates: JSON allows `\ud800`, UTF-8 (URLs, Dify's stdout) does not.
+texts = st.text(max_size=20) | st.text(alphabet=st.characters(exclude_categories=()), max_size=6)
 scalars = (st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False, allow_infinity=False)
-           | st.text(max_size=20))
+           | texts)
 json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
                            | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=25)
 keys = st.sampled_from(["status", "status_str", "completed", "messages", "outputs", "images", "filename",
@@ -75,6 +77,7 @@ def test_queue_and_prompt_answers_of_any_shape_parse_or_raise_unexpected_shape(d
 def test_rejections_of_any_shape_give_readable_lines(data):
     message, lines = describe_rejection(data, {"3": {"class_type": "KSampler", "inputs": {}}})
     assert message.startswith("ComfyUI rejected the workflow") and lines
+    "\n".join([message, *lines]).encode("utf-8")    # raises on a lone surrogate: the user must be able to read it
     assert isinstance(_node_error_summary(data), dict) and isinstance(_error_types(data), list)
 
 

@@ -261,3 +261,19 @@ def test_a_server_killed_during_the_run_is_reported_within_30_seconds(comfy_serv
     assert seconds < 30
     assert result.ending == "gone" and result.error.code == "server_gone"
     assert "stopped accepting connections" in result.error.message
+
+
+def test_an_output_name_that_is_not_valid_utf8_is_named_and_the_rest_is_delivered(comfy_server):
+    clean, _ = timed_run(comfy_server)
+    entry = requests.get(f"{comfy_server.url}/history/{clean.prompt_id}", timeout=5).json()[clean.prompt_id]
+    entry_outputs = entry["outputs"]
+    (good,) = entry_outputs["2"]["images"]
+    # A lone surrogate: valid in JSON (`\ud800`), not encodable as UTF-8.
+    entry_outputs["2"]["images"] = [dict(good, filename="bad\ud800name.png"), good]
+    comfy_server.config(hostile={"GET /history/{id}": {"patch": {"outputs": entry_outputs}}})
+    result, _ = timed_run(comfy_server)
+    assert [(f.node_id, f.mime_type) for f in result.outputs] == [("2", "image/png")]
+    assert len(result.missing) == 1
+    (warning,) = [w for w in result.warnings if "not delivered" in w]
+    assert "bad" in warning and "\ud800" not in warning
+    warning.encode("utf-8")    # what the user reads is valid UTF-8

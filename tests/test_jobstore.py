@@ -68,6 +68,15 @@ def test_a_record_round_trips_through_dify_storage_as_hex_on_the_wire():
     assert json.loads(daemon.values["comfyui_jobs.h2026092114"]) == [record.job.job_id]
 
 
+def test_a_title_that_is_not_valid_utf8_is_stored_escaped_and_comes_back_as_it_was():
+    store, daemon = dify_store(Clock())
+    graph = {"9": {"class_type": "SaveImage", "inputs": {}, "_meta": {"title": "odd \ud800 title"}}}
+    record = JobRecord(job=job(2, graph=graph), max_blob_bytes=1024, tool="comfyui_submit")
+    store.create(record)
+    assert b"\\ud800" in daemon.values[record_key(record.job.job_id)]
+    assert store.load(record.job.job_id).job == record.job
+
+
 def test_unknown_and_expired_jobs_say_so_and_an_expired_record_is_deleted_when_read():
     clock = Clock()
     store, daemon = dify_store(clock)
