@@ -158,21 +158,33 @@ def _features() -> dict:
         "text_to_speech": {"enabled": False, "language": "", "voice": ""}}
 
 
-def make_dsl(tool: dict, manifest: dict, ident: str) -> dict:
+def _app_document(app: dict, ident: str, edges: list[dict], nodes: list[dict], zoom: float) -> dict:
+    """A chatflow app as Dify's DSL export writes it: the app, its plugin dependency and its graph."""
     return {
-        "app": {"description": "Chatflow: prompt + ComfyUI workflow file → the comfyui_bizyair plugin → "
-                               "images in the answer.",
-                "icon": "🎨", "icon_background": "#E0EAFF", "mode": "advanced-chat",
-                "name": "ComfyUI BizyAir example", "use_icon_as_answer_icon": False},
+        "app": {"icon_background": "#E0EAFF", "mode": "advanced-chat", "use_icon_as_answer_icon": False, **app},
         "dependencies": [{"current_identifier": None, "type": "package",
                           "value": {"plugin_unique_identifier": ident}}],
         "kind": "app",
         "version": "0.3.1",
         "workflow": {"conversation_variables": [], "environment_variables": [], "features": _features(),
-                     "graph": {"edges": [_edge(START, "start", TOOL, "tool"), _edge(TOOL, "tool", ANSWER, "answer")],
-                               "nodes": _nodes(tool, manifest, ident),
-                               "viewport": {"x": 0, "y": 0, "zoom": 0.9}}},
+                     "graph": {"edges": edges, "nodes": nodes, "viewport": {"x": 0, "y": 0, "zoom": zoom}}},
     }
+
+
+def _yaml_file(path: Path) -> dict:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def _rendered(header: str, document: dict) -> str:
+    return header + yaml.safe_dump(document, allow_unicode=True, sort_keys=True, width=100)
+
+
+def make_dsl(tool: dict, manifest: dict, ident: str) -> dict:
+    return _app_document(
+        {"description": "Chatflow: prompt + ComfyUI workflow file → the comfyui_bizyair plugin → images in the answer.",
+         "icon": "🎨", "name": "ComfyUI BizyAir example"},
+        ident, [_edge(START, "start", TOOL, "tool"), _edge(TOOL, "tool", ANSWER, "answer")],
+        _nodes(tool, manifest, ident), 0.9)
 
 
 HEADER = ("# Importable Dify chatflow (Studio → Import DSL file) for the comfyui_bizyair plugin.\n"
@@ -183,11 +195,9 @@ HEADER = ("# Importable Dify chatflow (Studio → Import DSL file) for the comfy
 
 def render(ident: str | None = None) -> str:
     """The example's text; `ident` defaults to the identifier of a fresh build of the package."""
-    tool = yaml.safe_load((ROOT / "tools" / "comfyui_workflow.yaml").read_text(encoding="utf-8"))
-    manifest = yaml.safe_load((ROOT / "manifest.yaml").read_text(encoding="utf-8"))
+    manifest = _yaml_file(ROOT / "manifest.yaml")
     ident = ident or _package_identifier(manifest)
-    body = yaml.safe_dump(make_dsl(tool, manifest, ident), allow_unicode=True, sort_keys=True, width=100)
-    return HEADER + body
+    return _rendered(HEADER, make_dsl(_yaml_file(ROOT / "tools" / "comfyui_workflow.yaml"), manifest, ident))
 
 
 # ---- the submit-and-collect chatflow ------------------------------------------------------------
@@ -311,19 +321,11 @@ def make_jobs_dsl(submit_tool: dict, collect_tool: dict, manifest: dict, ident: 
              _loop_edge(J_ASSIGN, "assigner", J_PROGRESS, "answer")]
     for edge in edges[:3]:
         edge["data"]["isInIteration"] = False
-    return {
-        "app": {"description": "Chatflow: prompt + ComfyUI workflow file → comfyui_submit → comfyui_collect in a "
-                               "Loop until the job ends, showing its progress → the files in the answer.",
-                "icon": "⏳", "icon_background": "#E0EAFF", "mode": "advanced-chat",
-                "name": "ComfyUI BizyAir submit and collect", "use_icon_as_answer_icon": False},
-        "dependencies": [{"current_identifier": None, "type": "package",
-                          "value": {"plugin_unique_identifier": ident}}],
-        "kind": "app",
-        "version": "0.3.1",
-        "workflow": {"conversation_variables": [], "environment_variables": [], "features": _features(),
-                     "graph": {"edges": edges, "nodes": _jobs_nodes(submit_tool, collect_tool, manifest, ident),
-                               "viewport": {"x": 0, "y": 0, "zoom": 0.7}}},
-    }
+    return _app_document(
+        {"description": "Chatflow: prompt + ComfyUI workflow file → comfyui_submit → comfyui_collect in a Loop "
+                        "until the job ends, showing its progress → the files in the answer.",
+         "icon": "⏳", "name": "ComfyUI BizyAir submit and collect"},
+        ident, edges, _jobs_nodes(submit_tool, collect_tool, manifest, ident), 0.7)
 
 
 JOBS_HEADER = ("# Importable Dify chatflow (Studio → Import DSL file) for the comfyui_bizyair plugin.\n"
@@ -333,17 +335,14 @@ JOBS_HEADER = ("# Importable Dify chatflow (Studio → Import DSL file) for the 
 
 
 def render_jobs(ident: str | None = None) -> str:
-    def tool(name: str) -> dict:
-        return yaml.safe_load((ROOT / "tools" / f"{name}.yaml").read_text(encoding="utf-8"))
-    manifest = yaml.safe_load((ROOT / "manifest.yaml").read_text(encoding="utf-8"))
+    manifest = _yaml_file(ROOT / "manifest.yaml")
     ident = ident or _package_identifier(manifest)
-    body = yaml.safe_dump(make_jobs_dsl(tool("comfyui_submit"), tool("comfyui_collect"), manifest, ident),
-                          allow_unicode=True, sort_keys=True, width=100)
-    return JOBS_HEADER + body
+    submit, collect = (_yaml_file(ROOT / "tools" / f"{name}.yaml") for name in ("comfyui_submit", "comfyui_collect"))
+    return _rendered(JOBS_HEADER, make_jobs_dsl(submit, collect, manifest, ident))
 
 
 def main() -> int:
-    manifest = yaml.safe_load((ROOT / "manifest.yaml").read_text(encoding="utf-8"))
+    manifest = _yaml_file(ROOT / "manifest.yaml")
     ident = _package_identifier(manifest)
     for out, text in ((OUT, render(ident)), (JOBS_OUT, render_jobs(ident))):
         out.write_text(text, encoding="utf-8")
