@@ -329,11 +329,19 @@ def _field(doc, dotted: str) -> str:
     return value.strip() if isinstance(value, str) else str(value)
 
 
+def _required_file(root: Path, name: str, result: CheckResult) -> Path | None:
+    """root/name, or None with "missing required file" in `result`."""
+    path = root / name
+    if path.is_file():
+        return path
+    result.errors.append(f"missing required file: {name}")
+    return None
+
+
 def check_manifest(root: Path) -> CheckResult:
     result = CheckResult("manifest_metadata", blocking=True)
-    path = root / "manifest.yaml"
-    if not path.is_file():
-        result.errors.append("missing required file: manifest.yaml")
+    path = _required_file(root, "manifest.yaml", result)
+    if path is None:
         return result
     try:
         doc = yaml.safe_load(read_text(path)) or {}
@@ -354,8 +362,7 @@ def check_manifest(root: Path) -> CheckResult:
         result.errors.append(f"repo '{values['repo']}' is not on an allowed source host ({', '.join(SOURCE_HOSTS)})")
     if values["contact"] and not EMAIL_RE.match(values["contact"]):
         result.errors.append("contact must be a valid email address")
-    if not (root / "PRIVACY.md").is_file():
-        result.errors.append("missing required file: PRIVACY.md")
+    _required_file(root, "PRIVACY.md", result)
     _check_privacy(root, values["privacy"], result)
     _check_icon(root, values["icon"], result)
     return result
@@ -410,9 +417,8 @@ README_SECTIONS = {
 
 def check_readme(root: Path) -> CheckResult:
     result = CheckResult("readme_metadata", blocking=True)
-    path = root / "README.md"
-    if not path.is_file():
-        result.errors.append("missing required file: README.md")
+    path = _required_file(root, "README.md", result)
+    if path is None:
         return result
     text = read_text(path)
     if not text.strip():
