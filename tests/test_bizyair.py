@@ -320,13 +320,7 @@ def _run(server, graph: dict, timeout: float = 20.0) -> dict:
     resp = requests.post(server.url + "/prompt", json={"prompt": graph, "client_id": uuid.uuid4().hex}, timeout=10)
     assert resp.status_code == 200, resp.text
     prompt_id = resp.json()["prompt_id"]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        entry = requests.get(f"{server.url}/history/{prompt_id}", timeout=10).json().get(prompt_id)
-        if entry:
-            return entry
-        time.sleep(0.02)
-    raise AssertionError(f"prompt {prompt_id} did not finish")
+    return server.finished_entry(prompt_id, timeout)
 
 
 def _message(entry: dict, kind: str) -> dict | None:
@@ -500,12 +494,7 @@ def test_a_hung_cloud_call_ignores_interrupt_and_ends_with_a_reset(comfy_server)
     time.sleep(0.3)  # an interruptible node would have ended by now
     assert comfy_server.stats()["queue"]["running"] == [prompt_id]
     comfy_server.release()
-    entry = None
-    deadline = time.monotonic() + 10
-    while not entry:
-        assert time.monotonic() < deadline
-        entry = requests.get(f"{comfy_server.url}/history/{prompt_id}", timeout=5).json().get(prompt_id)
-        time.sleep(0.02)
+    entry = comfy_server.finished_entry(prompt_id)
     error = _message(entry, "execution_error")
     assert _message(entry, "execution_interrupted") is None
     assert (error["node_id"], error["exception_type"]) == ("3", "ConnectionResetError")

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import struct
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from media_facts import mp4_facts, png_size
 
 from comfyui_bridge.catalogue import TOOL_NAMES, build, catalogue
 from comfyui_bridge.endpoint import parse_servers
@@ -293,32 +293,13 @@ def run_model(comfy, tool, key, *, images=None, options=None, prompt="a red fox 
     return Engine(parse_servers(comfy.url)).run(request)
 
 
-def history_graph(comfy, prompt_id):
-    import requests
-    entry = requests.get(f"{comfy.url}/history/{prompt_id}", timeout=10).json()[prompt_id]
-    return entry["prompt"][2]
-
-
-def png_size(data):
-    return struct.unpack(">II", data[16:24])
-
-
-def mp4_facts(data):
-    """(width, height, seconds) from the MP4's tkhd and mvhd boxes."""
-    mvhd = data.index(b"mvhd")
-    timescale, duration = struct.unpack(">II", data[mvhd + 16:mvhd + 24])
-    tkhd = data.index(b"tkhd")
-    width, height = struct.unpack(">II", data[tkhd + 80:tkhd + 88])
-    return width >> 16, height >> 16, duration / timescale
-
-
 @pytest.mark.parametrize("tool, key", MODELS)
 def test_every_model_runs_on_the_bizyair_test_server(comfy_server, tool, key):
     result = run_model(comfy_server, tool, key)
     assert result.ok, result.error
     kinds = [(f.node_id, f.mime_type) for f in result.outputs]
     assert kinds == [("2", "image/png" if tool == "edit_image" else "video/mp4")]
-    queued = history_graph(comfy_server, result.prompt_id)
+    queued = comfy_server.queued_graph(result.prompt_id)
     assert queued["1"]["class_type"] == model(tool, key).class_type
     assert queued["1"]["inputs"]["prompt"] == "a red fox in snow"
     for name, value in model(tool, key).fixed.items():
@@ -332,7 +313,7 @@ def test_an_edit_gets_the_aspect_ratio_resolution_and_images_asked_for(comfy_ser
     assert result.ok, result.error
     (out,) = result.outputs
     assert png_size(out.data) == (1280, 720)            # 2K is 1280 px on the simulated long side
-    queued = history_graph(comfy_server, result.prompt_id)["1"]["inputs"]
+    queued = comfy_server.queued_graph(result.prompt_id)["1"]["inputs"]
     assert (queued["aspect_ratio"], queued["resolution"], queued["inputcount"]) == ("16:9", "2K", 3)
     assert [k for k in ("images", "image_2", "image_3") if isinstance(queued.get(k), list)] == [
         "images", "image_2", "image_3"]
@@ -361,7 +342,7 @@ def test_a_video_gets_the_duration_and_aspect_ratio_asked_for(comfy_server):
 def test_a_size_list_is_picked_by_aspect_ratio_and_resolution_together(comfy_server):
     result = run_model(comfy_server, "text_to_video", "wan_2_6", options={"aspect_ratio": "3:4", "resolution": "720p"})
     assert result.ok, result.error
-    assert history_graph(comfy_server, result.prompt_id)["1"]["inputs"]["size"] == "832*1088"
+    assert comfy_server.queued_graph(result.prompt_id)["1"]["inputs"]["size"] == "832*1088"
     assert mp4_facts(result.outputs[0].data) == (832, 1088, 5.0)
     assert build("text_to_video", "wan_2_5", options={"aspect_ratio": "9:16"}).options == {"size": "1080*1920"}
     with pytest.raises(InputError) as caught:
@@ -376,7 +357,7 @@ def test_an_image_to_video_follows_the_first_frame_when_adaptive(comfy_server):
     assert result.ok, result.error
     (out,) = result.outputs
     assert mp4_facts(out.data) == (640, 480, 4.0)
-    assert history_graph(comfy_server, result.prompt_id)["1"]["inputs"]["ratio"] == "adaptive"
+    assert comfy_server.queued_graph(result.prompt_id)["1"]["inputs"]["ratio"] == "adaptive"
 
 
 @pytest.mark.parametrize("kind, english, chinese, code", [

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
 
 from comfyui_bridge.client import ComfyClient
 from comfyui_bridge.deadline import Deadline
@@ -37,8 +36,7 @@ def timed_run(comfy, name="empty_save_1024.json", timeout=10, **kw):
 
 def real_png(comfy, result):
     ref = result.outputs[0].ref
-    root = Path(comfy.base_dir) / "root" if (Path(comfy.base_dir) / "root").is_dir() else Path(comfy.base_dir)
-    return (root / ref.type / ref.subfolder / ref.filename).read_bytes()
+    return comfy.file_path(ref.type, ref.subfolder, ref.filename).read_bytes()
 
 
 # ---- time: the whole answer within the deadline ------------------------------------------------
@@ -143,7 +141,7 @@ def test_an_animated_flag_that_is_a_number_does_not_lose_the_file(comfy_server):
         return [(f.node_id, f.mime_type) for f in result.outputs]
 
     clean, _ = timed_run(comfy_server)
-    entry = requests.get(f"{comfy_server.url}/history/{clean.prompt_id}", timeout=5).json()[clean.prompt_id]
+    entry = comfy_server.history_entry(clean.prompt_id)
     entry_outputs = entry["outputs"]
     entry_outputs["2"]["animated"] = 7
     comfy_server.config(hostile={"GET /history/{id}": {"patch": {"outputs": entry_outputs}}})
@@ -265,7 +263,7 @@ def test_a_server_killed_during_the_run_is_reported_within_30_seconds(comfy_serv
 
 def test_an_output_name_that_is_not_valid_utf8_is_named_and_the_rest_is_delivered(comfy_server):
     clean, _ = timed_run(comfy_server)
-    entry = requests.get(f"{comfy_server.url}/history/{clean.prompt_id}", timeout=5).json()[clean.prompt_id]
+    entry = comfy_server.history_entry(clean.prompt_id)
     entry_outputs = entry["outputs"]
     (good,) = entry_outputs["2"]["images"]
     # A lone surrogate: valid in JSON (`\ud800`), not encodable as UTF-8.

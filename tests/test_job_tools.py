@@ -12,7 +12,6 @@ each, so a collect during it sees node 2 and a step out of 100.
 from __future__ import annotations
 
 import json
-import struct
 import threading
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ import yaml
 from cos_fixture import COS_AK, COS_SK, fetch
 from dify_view import variables as dify_variables
 from job_fixture import DaemonStorage, JobTool, SdkStorage, object_versions, versioned_bucket
+from media_facts import mp4_facts
 
 from comfyui_bridge.bizyair.server_mode import forget_server_modes
 from comfyui_bridge.jobstore import TTL_SECONDS, record_key
@@ -56,11 +56,7 @@ def blobs(sent) -> list[tuple[bytes, dict]]:
 
 
 def server_file(comfy, prompt_id: str, node: str = "2") -> tuple[Path, bytes]:
-    entry = requests.get(f"{comfy.url}/history/{prompt_id}", timeout=5).json()[prompt_id]
-    (item,) = entry["outputs"][node]["images"]
-    base = Path(comfy.base_dir)
-    root = base / "root" if (base / "root").is_dir() else base
-    path = root / item["type"] / item["subfolder"] / item["filename"]
+    path = comfy.saved_file(prompt_id, node)
     return path, path.read_bytes()
 
 
@@ -399,14 +395,6 @@ def test_a_collect_while_comfyui_does_not_answer_keeps_the_job(comfy_server_fact
         call(collect, tool, {"job_id": job["job_id"], "wait": 0})
     assert "refused" in str(down.value) and "The job is still recorded" in str(down.value)
     assert record_key(job["job_id"]) in daemon.values
-
-
-def mp4_facts(data: bytes) -> tuple[int, int, float]:
-    mvhd = data.index(b"mvhd")
-    timescale, duration = struct.unpack(">II", data[mvhd + 16:mvhd + 24])
-    tkhd = data.index(b"tkhd")
-    width, height = struct.unpack(">II", data[tkhd + 80:tkhd + 88])
-    return width >> 16, height >> 16, duration / timescale
 
 
 def test_text_to_video_in_submit_mode_returns_a_job_whose_collect_is_the_video(comfy_server, daemon):

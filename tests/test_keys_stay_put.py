@@ -8,8 +8,6 @@ import json
 import time
 from pathlib import Path
 
-import requests
-
 from comfyui_bridge.bizyair.server_mode import forget_server_modes
 from comfyui_bridge.client import ComfyClient
 from comfyui_bridge.deadline import Deadline
@@ -30,7 +28,7 @@ def workflow(name):
 
 def stored_prompt(comfy, prompt_id) -> str:
     """The graph ComfyUI stored in its history for `prompt_id`, as text ('' when there is none)."""
-    entry = requests.get(f"{comfy.url}/history/{prompt_id}", timeout=5).json().get(prompt_id)
+    entry = comfy.history_entry(prompt_id)
     return json.dumps(entry["prompt"]) if entry else ""
 
 

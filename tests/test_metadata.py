@@ -996,10 +996,7 @@ def test_every_save_node_of_the_test_server_embeds_the_key_and_none_comes_back(c
         "prompt": graph, "client_id": "md", "extra_data": {"extra_pnginfo": EXTRA}})
     assert resp.status_code == 200, resp.text
     prompt_id = resp.json()["prompt_id"]
-    deadline = time.monotonic() + 30
-    while not (entry := requests.get(f"{comfy_server.url}/history/{prompt_id}", timeout=10).json().get(prompt_id)):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    entry = comfy_server.finished_entry(prompt_id, timeout=30)
     assert entry["status"]["status_str"] == "success"
     files = [(node, item) for node, out in entry["outputs"].items() for items in out.values()
              if isinstance(items, list) for item in items if isinstance(item, dict)]

@@ -22,7 +22,6 @@ the plugin's message naming the address, and no file.
 from __future__ import annotations
 
 import re
-import struct
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ import yaml
 from dify_host import ChatTurn, DifyHost
 from graphon.file.enums import FileTransferMethod, FileType
 from graphon.file.models import File
+from media_facts import png_size
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -53,7 +53,6 @@ SEED_INPUTS = {"3.seed"}
 
 MARKDOWN_IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")
 UNRESOLVED = re.compile(r"\{\{#[^#}]+#\}\}")
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @dataclass(frozen=True)
@@ -113,12 +112,6 @@ def credentials(comfyui_url: str, cos: dict[str, str] | None) -> dict[str, Any]:
     """graphon's DSL credentials: the provider's settings as Dify stores them (strings)."""
     values = {"comfyui_base_url": comfyui_url, **(cos or {})}
     return {"tool_credentials": [{"provider": PROVIDER, "values": values}]}
-
-
-def png_size(data: bytes) -> tuple[int, int]:
-    assert data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR", "not a PNG"
-    width, height = struct.unpack(">II", data[16:24])
-    return width, height
 
 
 def http_get(url: str) -> bytes:

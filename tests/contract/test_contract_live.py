@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import requests
 from cases import DOWN_URL, QUERY, Case, all_cases, check, credentials, slow_down, start_inputs
 from cos_fixture import fetch
 from dify_host import DifyHost
@@ -38,9 +37,7 @@ def plugin(built):
 
 def comfy_output(comfy, prompt_id: str) -> bytes:
     """The file the workflow's SaveImage node ("9") wrote on the ComfyUI server."""
-    history = requests.get(f"{comfy.url}/history/{prompt_id}", timeout=10).json()[prompt_id]
-    (entry,) = history["outputs"]["9"]["images"]
-    return (Path(comfy.base_dir) / "root" / entry["type"] / entry["subfolder"] / entry["filename"]).read_bytes()
+    return comfy.saved_file(prompt_id, "9").read_bytes()
 
 
 @pytest.mark.parametrize("case", all_cases(), ids=lambda c: c.id)

@@ -8,12 +8,12 @@ import hashlib
 import http.server
 import json
 import os
-import struct
 import threading
 from pathlib import Path
 
 import pytest
 import requests
+from media_facts import mp4_facts, png_size
 from stdio_harness import PluginProcess
 
 from tests.servers.comfysim import media
@@ -49,22 +49,6 @@ def images(tmp_path_factory):
     httpd.server_close()
 
 
-def history_graph(comfy, prompt_id):
-    return requests.get(f"{comfy.url}/history/{prompt_id}", timeout=10).json()[prompt_id]["prompt"][2]
-
-
-def png_size(data):
-    return struct.unpack(">II", data[16:24])
-
-
-def mp4_facts(data):
-    mvhd = data.index(b"mvhd")
-    timescale, duration = struct.unpack(">II", data[mvhd + 16:mvhd + 24])
-    tkhd = data.index(b"tkhd")
-    width, height = struct.unpack(">II", data[tkhd + 80:tkhd + 88])
-    return width >> 16, height >> 16, duration / timescale
-
-
 # ---- the three run tools ---------------------------------------------------------------------------
 
 def test_edit_image_combines_two_pictures_into_the_shape_asked_for(plugin, comfy_server, images):
@@ -76,7 +60,7 @@ def test_edit_image_combines_two_pictures_into_the_shape_asked_for(plugin, comfy
     (blob,) = run.blobs.values()
     assert blob.meta["mime_type"] == "image/png" and png_size(blob.data) == (1280, 720)
     (summary,) = run.jsons
-    node = history_graph(comfy_server, summary["prompt_id"])["1"]
+    node = comfy_server.queued_graph(summary["prompt_id"])["1"]
     assert node["class_type"] == "BizyAir_NanoBanana2"
     assert node["inputs"]["prompt"] == "put the square's object on the left of the landscape"
     assert (node["inputs"]["inputcount"], isinstance(node["inputs"]["image_2"], list)) == (2, True)
@@ -90,7 +74,7 @@ def test_text_to_video_returns_an_mp4_of_the_duration_and_shape_asked_for(plugin
     assert not run.errors, run.errors
     (blob,) = run.blobs.values()
     assert blob.meta["mime_type"] == "video/mp4" and mp4_facts(blob.data) == (1080, 1920, 6.0)
-    node = history_graph(comfy_server, run.jsons[0]["prompt_id"])["1"]
+    node = comfy_server.queued_graph(run.jsons[0]["prompt_id"])["1"]
     assert (node["inputs"]["ratio"], node["inputs"]["negative_prompt"]) == ("9:16", "text")
     assert "a chat reply does not show video" in run.text
 
@@ -102,7 +86,7 @@ def test_image_to_video_starts_from_the_picture(plugin, comfy_server, images):
     assert not run.errors, run.errors
     (blob,) = run.blobs.values()
     assert mp4_facts(blob.data) == (480, 720, 4.0)       # adaptive: the first frame's shape
-    graph = history_graph(comfy_server, run.jsons[0]["prompt_id"])
+    graph = comfy_server.queued_graph(run.jsons[0]["prompt_id"])
     loader = graph["1"]["inputs"]["first_frame_image"][0]
     assert graph[loader]["class_type"] == "LoadImage" and graph[loader]["inputs"]["image"].startswith("dify_")
 

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
 from cos_fixture import fetch
 from job_fixture import object_versions, versioned_bucket
 from stdio_harness import DaemonStorage, PluginProcess
@@ -41,12 +40,6 @@ WAIT = 9            # each collect's wait (real seconds; 4.5 simulated minutes)
 def plugin():
     with PluginProcess.start(env=ENV) as proc:
         yield proc
-
-
-def saved_file(comfy, prompt_id: str, node: str) -> bytes:
-    entry = requests.get(f"{comfy.url}/history/{prompt_id}", timeout=5).json()[prompt_id]
-    (item,) = entry["outputs"][node]["images"]
-    return (Path(comfy.base_dir) / "root" / item["type"] / item["subfolder"] / item["filename"]).read_bytes()
 
 
 def invoke(plugin, tool, creds, params, storage, timeout=120):
@@ -101,7 +94,7 @@ def test_a_run_longer_than_one_call_is_collected_in_pieces_from_a_fresh_process(
     out = final.variables
     assert out["status"] == "success" and out["job_id"] == job["job_id"] and out["prompt_id"] == job["prompt_id"]
     (blob,) = final.blobs.values()
-    assert blob.data == saved_file(comfy_server, job["prompt_id"], "4")
+    assert blob.data == comfy_server.saved_file(job["prompt_id"], "4").read_bytes()
     assert blob.meta["filename"] == f"{job['prompt_id']}_4_1.png"
     assert fetch(cos_server, out["url"]).content == blob.data
     assert "SaveImageWebsocket" in final.text          # its images cannot be collected: said so

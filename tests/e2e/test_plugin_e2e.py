@@ -74,7 +74,7 @@ def test_a_run_returns_the_exact_bytes_as_blobs_and_the_same_bytes_on_cos(
     assert not run.errors, run.errors
     (summary,) = run.jsons
     assert summary["status"] == "success" and len(summary["outputs"]) == 4
-    history = comfy_server_history(comfy_server, summary["prompt_id"])
+    history = comfy_server.history_entry(summary["prompt_id"])
     expected = [server_file(comfy_server, e) for e in history["outputs"]["2"]["images"]]
     blobs = [b.data for b in run.blobs.values()]
     assert blobs == expected
@@ -146,11 +146,6 @@ def test_progress_streams_into_its_own_variable_only_when_asked(plugin, comfy_se
     assert "Running node 2 (SaveImage)" in lines and "Finished in" in lines
     assert "2 node(s) served from ComfyUI's cache" in "".join(streamed(cached))
     assert not any("node" in t for t in quiet.texts if "Running" in t)  # the text output stays clean
-
-
-def comfy_server_history(comfy, prompt_id):
-    import requests
-    return requests.get(f"{comfy.url}/history/{prompt_id}", timeout=10).json()[prompt_id]
 
 
 def agent_observation(run) -> str:

@@ -111,6 +111,40 @@ class ComfyServer:
             headers[name.strip()] = value.strip()
         return headers
 
+    def history_entry(self, prompt_id: str) -> dict | None:
+        """GET /history/{prompt_id} as a client sees it: the prompt's entry, or None while there is none."""
+        resp = self._http.get(f"{self.url}/history/{prompt_id}", headers=self.auth_headers(), timeout=10)
+        resp.raise_for_status()
+        return resp.json().get(prompt_id)
+
+    def finished_entry(self, prompt_id: str, timeout: float = 10.0) -> dict:
+        """The prompt's history entry once it has one (the run ended); AssertionError after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while (entry := self.history_entry(prompt_id)) is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"prompt {prompt_id} did not finish within {timeout} s")
+            time.sleep(0.02)
+        return entry
+
+    def queued_graph(self, prompt_id: str) -> dict:
+        """The graph ComfyUI ran for `prompt_id`, as its history keeps it."""
+        entry = self.history_entry(prompt_id)
+        assert entry is not None, f"no history for {prompt_id}"
+        return entry["prompt"][2]
+
+    def file_path(self, type_: str, subfolder: str, filename: str) -> Path:
+        """Where the server keeps a file it lists as {type, subfolder, filename}."""
+        base = Path(self.base_dir)
+        root = base / "root" if (base / "root").is_dir() else base
+        return root / type_ / subfolder / filename
+
+    def saved_file(self, prompt_id: str, node: str) -> Path:
+        """The one file `node` of `prompt_id` saved, as its history lists it."""
+        entry = self.history_entry(prompt_id)
+        assert entry is not None, f"no history for {prompt_id}"
+        (item,) = entry["outputs"][node]["images"]
+        return self.file_path(item["type"], item["subfolder"], item["filename"])
+
     # ---- process -------------------------------------------------------------------------
 
     def freeze(self) -> None:
