@@ -511,17 +511,30 @@ def stream_text(tool: Any, name: str, text: str, chunk: int = STREAM_CHUNK) -> M
 def invoke(tool: Any, tool_parameters: dict[str, Any],
            make_request: Callable[[dict[str, Any]], RunRequest]) -> Messages:
     """The body of both tools' `_invoke`: credentials → engine and storage, parameters → request,
-    then run and deliver. Whatever goes wrong ends as one bounded ToolRunError, raised outside any
-    except block (no chained context, no unbounded text in the traceback Dify receives)."""
+    then run and deliver (guarded: see run_guarded)."""
+    return run_guarded(tool, lambda guard, _tool, credentials, secrets:
+                       _invoke(guard, credentials, secrets, tool_parameters, make_request), "tool")
+
+
+# A tool's body: (the guarded tool, the tool itself, its credentials, their secrets) -> its messages.
+Body = Callable[[Any, Any, dict[str, Any], list[str]], Messages]
+
+
+def run_guarded(tool: Any, body: Body, what: str) -> Messages:
+    """Run a tool's body so that whatever goes wrong ends as one bounded, secret-free ToolRunError,
+    raised outside any except block (no chained context, nothing unbounded in the traceback Dify
+    receives). `what` names the tool in the log line of an unexpected failure."""
     credentials = tool.runtime.credentials or {}
     secrets = credential_secrets(credentials)
     failure: ToolRunError | None = None
     try:
-        yield from _invoke(guarded(tool), credentials, secrets, tool_parameters, make_request)
+        yield from body(guarded(tool), tool, credentials, secrets)
     except ToolRunError as exc:
         failure = ToolRunError(error_text(str(exc)))
+    except BridgeError as exc:
+        failure = fail(exc, secrets)
     except Exception as exc:  # noqa: BLE001 - a bug must still end in a short, secret-free message
-        log.warning("tool failed unexpectedly: %s", type(exc).__name__)
+        log.warning("%s failed unexpectedly: %s", what, type(exc).__name__)
         failure = internal_error(exc, secrets)
     if failure is not None:
         raise failure

@@ -48,15 +48,15 @@ from tools.delivery import (
     ToolRunError,
     deliver,
     fail,
-    internal_error,
     invoke,
     messages,
     nothing_to_return,
+    run_guarded,
     web_url,
 )
-from tools.guard import error_text, guarded
+from tools.guard import error_text
 from tools.params import delivery_options
-from tools.settings import MAX_NAME_CHARS, MAX_TIMEOUT, credential_secrets, engine_from, number, storage_from, text
+from tools.settings import MAX_NAME_CHARS, MAX_TIMEOUT, engine_from, number, storage_from, text
 
 log = logging.getLogger(__name__)
 
@@ -186,28 +186,6 @@ def mode_param(params: dict[str, Any]) -> str:
 
 # ---- the tools' bodies --------------------------------------------------------------------------
 
-Body = Callable[[Any, Any, dict[str, Any], list[str]], Messages]
-
-
-def run_guarded(tool: Any, body: Body) -> Messages:
-    """Like delivery.invoke: whatever goes wrong ends as one bounded ToolRunError, raised outside
-    any except block (no chained context, nothing unbounded in the traceback Dify receives)."""
-    credentials = tool.runtime.credentials or {}
-    secrets = credential_secrets(credentials)
-    failure: ToolRunError | None = None
-    try:
-        yield from body(guarded(tool), tool, credentials, secrets)
-    except ToolRunError as exc:
-        failure = ToolRunError(error_text(str(exc)))
-    except BridgeError as exc:
-        failure = fail(exc, secrets)
-    except Exception as exc:  # noqa: BLE001 - a bug must still end in a short, secret-free message
-        log.warning("job tool failed unexpectedly: %s", type(exc).__name__)
-        failure = internal_error(exc, secrets)
-    if failure is not None:
-        raise failure
-
-
 def invoke_in_mode(tool: Any, params: dict[str, Any], make_request: Callable[[dict[str, Any]], RunRequest],
                    tool_name: str) -> Messages:
     """A tool with a `mode` parameter: `run` (default) runs and delivers in this call, `submit`
@@ -238,7 +216,7 @@ def submit(tool: Any, params: dict[str, Any], make_request: Callable[[dict[str, 
             raise _not_recorded(engine, job, exc) from None
         log.info("submitted job %s (prompt %s on %s)", job.job_id, job.prompt_id, ServerConfig(job.server).label)
         yield from submitted_messages(out, job, submitted.status, submitted.position, record, secrets)
-    return run_guarded(tool, body)
+    return run_guarded(tool, body, "job tool")
 
 
 def _not_recorded(engine: Engine, job: Job, exc: BridgeError) -> BridgeError:
@@ -283,7 +261,7 @@ def collect(tool: Any, params: dict[str, Any]) -> Messages:
                 yield from deliver_again(out, engine, storage, fresh, secrets, at_hand=result.outputs)
                 return
             yield from deliver_first(out, store, storage, fresh, result, secrets)
-    return run_guarded(tool, body)
+    return run_guarded(tool, body, "job tool")
 
 
 def cancel(tool: Any, params: dict[str, Any]) -> Messages:
@@ -318,7 +296,7 @@ def cancel(tool: Any, params: dict[str, Any]) -> Messages:
                 out, job_id, "cancel_requested",
                 f"Asked ComfyUI to stop the job {job_id}, but it did not confirm within a few seconds (a BizyAir "
                 "node waiting for its cloud ignores a stop until the cloud answers). Check with comfyui_collect.")
-    return run_guarded(tool, body)
+    return run_guarded(tool, body, "job tool")
 
 
 # ---- finding out where a job is ---------------------------------------------------------------

@@ -3,7 +3,6 @@ agent (comfyui_bridge/catalogue/capabilities.py asks it with per-class lookups o
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Generator
 from functools import partial
 from typing import Any
@@ -14,12 +13,9 @@ from dify_plugin.entities.tool import ToolInvokeMessage
 from comfyui_bridge.catalogue.capabilities import Capabilities, discover, first_answering, summary
 from comfyui_bridge.client import ComfyClient
 from comfyui_bridge.deadline import Deadline
-from comfyui_bridge.errors import BridgeError
-from tools.delivery import ToolRunError, fail, internal_error, scrub_text
+from tools.delivery import run_guarded, scrub_text
 from tools.guard import guarded
-from tools.settings import MAX_TIMEOUT, MIN_TIMEOUT, credential_secrets, number, servers_from
-
-log = logging.getLogger(__name__)
+from tools.settings import MAX_TIMEOUT, MIN_TIMEOUT, number, servers_from
 
 DEFAULT_TIMEOUT = 60.0
 VARIABLE_LISTS = ("checkpoints", "loras", "samplers")
@@ -32,26 +28,17 @@ class ListCapabilitiesTool(Tool):
 
 def capabilities_messages(tool: Any, params: dict[str, Any]) -> Generator[Any, None, None]:
     """Ask the first server that answers; yield the summary, the variables and the JSON. Any
-    failure ends as one bounded, secret-free ToolRunError."""
-    credentials = tool.runtime.credentials or {}
-    secrets = credential_secrets(credentials)
-    failure: ToolRunError | None = None
-    try:
+    failure ends as one bounded, secret-free ToolRunError (run_guarded)."""
+    def body(guard: Any, _tool: Any, credentials: dict[str, Any], secrets: list[str]) -> Generator[Any, None, None]:
         servers = servers_from(credentials)
         value = number(params, "timeout", DEFAULT_TIMEOUT, low=MIN_TIMEOUT, high=MAX_TIMEOUT, unit="seconds")
         deadline = Deadline.after(float(DEFAULT_TIMEOUT if value is None else value))
         server_mode_key = bool(str(credentials.get("bizyair_api_key") or "").strip())
         index, caps = first_answering([partial(ComfyClient, server) for server in servers],
                                       partial(discover, deadline=deadline, server_mode_key=server_mode_key))
-    except BridgeError as exc:
-        failure = fail(exc, secrets)
-    except Exception as exc:  # noqa: BLE001 - a bug must still end in a short, secret-free message
-        log.warning("list_capabilities failed unexpectedly: %s", type(exc).__name__)
-        failure = internal_error(exc, secrets)
-    if failure is not None:
-        raise failure
-    yield from messages(tool, clean(caps, secrets), index, len(servers),
-                        bool(str(credentials.get("comfy_org_api_key") or "").strip()))
+        yield from messages(guard, clean(caps, secrets), index, len(servers),
+                            bool(str(credentials.get("comfy_org_api_key") or "").strip()))
+    return run_guarded(tool, body, "list_capabilities")
 
 
 def clean(caps: Capabilities, secrets: list[str]) -> Capabilities:
