@@ -4,14 +4,13 @@ every model run on the BizyAir test server, whose simulated cloud answers each n
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from media_facts import mp4_facts, png_size
+from script_loader import load_script
 
 from comfyui_bridge.catalogue import TOOL_NAMES, build, catalogue
 from comfyui_bridge.endpoint import parse_servers
@@ -32,11 +31,7 @@ MODELS = [(tool, key) for tool in TOOL_NAMES for key in catalogue()[tool].models
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("make_catalogue", ROOT / "scripts/make_catalogue.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["make_catalogue"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("make_catalogue")
 
 
 def model(tool, key):

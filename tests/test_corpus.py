@@ -11,12 +11,12 @@ Two corpora, two different claims:
   `python tests/test_corpus.py --update-snapshot` and review the diff.
 """
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
+from script_loader import load_script
 
 from comfyui_bridge.errors import WorkflowFormatError
 from comfyui_bridge.nodeinfo import NodeInfo
@@ -30,11 +30,7 @@ INFO = NodeInfo()
 
 
 def _scorer():
-    spec = importlib.util.spec_from_file_location("score_targeting", ROOT / "bench/score_targeting.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module          # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
+    return load_script("score_targeting", folder="bench")
 
 
 # ---------------------------------------------------------------- ground truth: the labelled corpus

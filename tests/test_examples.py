@@ -9,7 +9,8 @@ import re
 from pathlib import Path
 
 import pytest
-from example_support import BUILTIN_TOOL_OUTPUTS, REGENERATE, TEMPLATE_REF, load_script, load_yaml
+from example_support import BUILTIN_TOOL_OUTPUTS, REGENERATE, TEMPLATE_REF, load_yaml
+from script_loader import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 DSL_PATH = ROOT / "examples" / "comfyui_bizyair_chatflow.yml"

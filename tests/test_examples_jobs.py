@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from example_support import BUILTIN_TOOL_OUTPUTS, REGENERATE, TEMPLATE_REF, load_script, load_yaml
+from example_support import BUILTIN_TOOL_OUTPUTS, REGENERATE, TEMPLATE_REF, load_yaml
+from script_loader import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 DSL_PATH = ROOT / "examples" / "comfyui_bizyair_jobs_chatflow.yml"

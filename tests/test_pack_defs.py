@@ -1,11 +1,11 @@
 """Custom-node pack definitions: the generator reads a pack's source without running it, and the bundled,
 trimmed file loads into the definitions targeting and seeds use."""
 
-import importlib.util
 import json
 import subprocess
-import sys
 from pathlib import Path
+
+from script_loader import load_script
 
 from comfyui_bridge.nodeinfo import PACK_DEFS_PATH, NodeDef, NodeInfo, load_pack_defs
 
@@ -66,11 +66,7 @@ class V3Encoder(io.ComfyNode):
 
 
 def _builder():
-    spec = importlib.util.spec_from_file_location("build_pack_defs", ROOT / "scripts/build_pack_defs.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("build_pack_defs")
 
 
 def _git_pack(tmp_path: Path) -> Path:

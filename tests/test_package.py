@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
 import json
 import re
 import shutil
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from script_loader import load_script
 
 from tools.settings import DEFAULT_TIMEOUT, MAX_TIMEOUT, MIN_TIMEOUT
 
@@ -23,11 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _load_packer():
-    spec = importlib.util.spec_from_file_location("build_pkg", ROOT / "scripts" / "build_pkg.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["build_pkg"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("build_pkg")
 
 
 bp = _load_packer()

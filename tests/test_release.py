@@ -4,7 +4,6 @@ release without a source repository and contact is refused, and each rule reject
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
@@ -16,25 +15,16 @@ from pathlib import Path
 
 import pytest
 import yaml
+from script_loader import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 REPO = "https://github.com/example-org/comfyui-bizyair"
 CONTACT = "maintainer@example.com"
 
 
-def _load(name: str):
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bp = _load("build_pkg")
-mp = _load("marketplace")
-rl = _load("release")
+bp = load_script("build_pkg")
+mp = load_script("marketplace")
+rl = load_script("release")
 
 VERSION = yaml.safe_load((ROOT / "manifest.yaml").read_text(encoding="utf-8"))["version"]
 

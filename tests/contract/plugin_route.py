@@ -12,9 +12,7 @@ one exchange per tool call of the run, in call order (an app with a Loop makes s
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any
 import yaml
 from dify_host import plugin_parameters
 from graphon.nodes.tool.exc import ToolNodeError
+from script_loader import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDINGS = Path(__file__).resolve().parent / "recordings"
@@ -31,14 +30,7 @@ RECORD_COMMAND = "scripts/dev py tests/contract/record.py"
 
 
 def _packer() -> Any:
-    if "build_pkg" in sys.modules:
-        return sys.modules["build_pkg"]
-    spec = importlib.util.spec_from_file_location("build_pkg", ROOT / "scripts" / "build_pkg.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["build_pkg"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("build_pkg")
 
 
 def current_identifier() -> str:

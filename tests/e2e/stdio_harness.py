@@ -64,7 +64,6 @@ import binascii
 import contextlib
 import fcntl
 import hashlib
-import importlib.util
 import json
 import os
 import posixpath
@@ -81,6 +80,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from script_loader import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE_ENV = "COMFYUI_BIZYAIR_E2E_CACHE"
@@ -108,13 +109,7 @@ def find_python312() -> str:
 
 
 def _packer():
-    if "build_pkg" in sys.modules:
-        return sys.modules["build_pkg"]
-    spec = importlib.util.spec_from_file_location("build_pkg", ROOT / "scripts" / "build_pkg.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["build_pkg"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("build_pkg")
 
 
 def build_package(out_dir: Path) -> Path:
