@@ -512,8 +512,9 @@ def invoke(tool: Any, tool_parameters: dict[str, Any],
            make_request: Callable[[dict[str, Any]], RunRequest]) -> Messages:
     """The body of both tools' `_invoke`: credentials → engine and storage, parameters → request,
     then run and deliver (guarded: see run_guarded)."""
-    return run_guarded(tool, lambda guard, _tool, credentials, secrets:
-                       _invoke(guard, credentials, secrets, tool_parameters, make_request), "tool")
+    def body(guard: Any, _tool: Any, credentials: dict[str, Any], secrets: list[str]) -> Messages:
+        yield from _invoke(guard, credentials, secrets, tool_parameters, make_request)
+    return run_guarded(tool, body, "tool")
 
 
 # A tool's body: (the guarded tool, the tool itself, its credentials, their secrets) -> its messages.
