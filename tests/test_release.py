@@ -199,8 +199,7 @@ def test_release_refuses_a_version_the_changelog_does_not_allow(changelog, messa
 
 def test_release_refuses_a_tagged_version(tmp_path):
     git = shutil.which("git")
-    if git is None:
-        pytest.skip("git is not installed")
+    assert git is not None, "git is needed: the release refuses a version git has tagged"
     src = _source_copy(tmp_path / "src")
     env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@example.com", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
