@@ -5,7 +5,7 @@ packs' own Python source without running it.
     python scripts/build_pack_defs.py /path/to/owner+pack/repo [...]     # git dirs (bare or .git)
     python scripts/build_pack_defs.py --check /path/...                  # exit 1 if the file differs
 
-Each argument is a git directory holding a pack (for example a `fetch` snapshot under /work/.mirror); the
+Each argument is a git directory holding a pack (for example a mirrored snapshot, MIRROR/<owner>+<name>/repo); the
 newest commit is read with `git show`, nothing is checked out or imported. For every node class the script
 finds its registration name (NODE_CLASS_MAPPINGS dicts and updates, NODE_CONFIG-style {"name": {"class": X}},
 `mapping[X.NAME] = X`, V3 `io.Schema(node_id=...)`), its `INPUT_TYPES` (a small static evaluator: dict/tuple
@@ -100,7 +100,7 @@ def load_pack(gitdir: Path) -> Pack:
     commit = git(gitdir, "rev-parse", "HEAD").decode().strip()
     where = gitdir.resolve()
     while where.name in ("repo", ".git") and where.parent != where:
-        where = where.parent          # /work/.mirror/<owner>+<name>/repo[/.git]
+        where = where.parent          # MIRROR/<owner>+<name>/repo[/.git]
     repo = where.name.replace("+", "/", 1)
     listing = git(gitdir, "ls-tree", "-r", "-l", "HEAD").decode("utf-8", "replace").splitlines()
     modules = []

@@ -2,7 +2,7 @@
 """Collect candidate API-format workflows from git snapshots of public repositories (the selection step of
 building tests/fixtures/corpus_labelled; labelling is done by hand afterwards).
 
-    python scripts/collect_workflows.py OUT_DIR /work/.mirror/*/repo
+    python scripts/collect_workflows.py OUT_DIR MIRROR/*/repo      # MIRROR: a folder of <owner>+<name>/repo snapshots
 
 Every `.json` file (under 600 KB, outside node_modules) in the newest commit of each git directory is read
 with `git show`; API graphs and the bodies that wrap them ({"prompt": ...}, {"workflow": ...},
